@@ -1,0 +1,242 @@
+"""What the Space does, without the UI: uploads -> frames -> reconstruction -> scene, gallery, downloads.
+
+`app.py` only wires Gradio components to these functions; they raise
+`DVLTError` subclasses with messages written for the person at the browser.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import av
+import numpy as np
+from PIL import Image
+
+from . import limits
+from .errors import DVLTError, EmptyInputError, InputError, TooManyFramesError
+from .estimate import Estimate, Estimator
+from .export import write_colmap, write_glb, write_nerfstudio, write_ply, zip_directory
+from .inputs import is_video, load_sequence
+from .model import DVLT
+from .pipeline import Progress, Reconstruction, reconstruct
+from .preprocess import canvas_size
+from .scene import SceneOptions, select_points
+from .visual import depth_change, gallery, legend, shared_range
+
+DOWNLOAD_FORMATS = {"GLB scene": "glb", "PLY point cloud": "ply", "COLMAP model (zip)": "colmap", "nerfstudio / 3DGS (zip)": "nerfstudio"}
+OUTPUT_MAX_AGE_S = 2 * 3600
+
+
+@dataclass
+class SessionResult:
+    """What one browser session keeps between events: its reconstruction and its raw-predictions file."""
+
+    rec: Reconstruction
+    npz: Path
+
+    def downloads(self, glb: Path) -> list[str]:
+        """The Downloads list: the scene as currently shown, and the raw predictions."""
+        return [str(glb), str(self.npz)]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to turn an uploaded video into frames."""
+
+    mode: str = "fps"  # "fps" or "count"
+    fps: float = limits.FPS_DEFAULT
+    count: int = 8
+
+
+def human_size(num_bytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1024 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes} B"
+
+
+def video_seconds(path: str | Path) -> float:
+    """Duration of a video from its container header (0 when unknown)."""
+    try:
+        with av.open(str(path)) as container:
+            return float(container.duration or 0) / av.time_base
+    except (av.error.FFmpegError, OSError):
+        return 0.0  # decoding will report the real problem
+
+
+def decode_uploads(paths: Sequence[str] | None, sampling: Sampling, max_views: int) -> list[Image.Image]:
+    """Frames from uploaded photos and/or one video, within the Space's limits."""
+    paths = [str(p) for p in (paths or [])]
+    if not paths:
+        raise EmptyInputError("Nothing uploaded yet: add photos or a short video.")
+    if len(paths) > limits.MAX_UPLOAD_FILES:
+        raise TooManyFramesError(f"{len(paths)} files uploaded; the limit is {limits.MAX_UPLOAD_FILES}.")
+    videos = [p for p in paths if is_video(p)]
+    if len(videos) > 1:
+        raise InputError(f"Upload one video at a time ({len(videos)} were given).")
+    for video in videos:
+        if video_seconds(video) > limits.MAX_VIDEO_SECONDS:
+            raise InputError(f"{Path(video).name} is longer than {limits.MAX_VIDEO_SECONDS} s; trim it first.")
+    if sampling.mode == "count" and not 1 <= sampling.count <= max_views:
+        raise TooManyFramesError(f"Asked for {sampling.count} frames; the limit here is {max_views}.")
+    if sampling.mode == "fps" and not 0 < sampling.fps <= limits.FPS_MAX:
+        raise InputError(f"Frames per second must be between 0 and {limits.FPS_MAX:g}.")
+    count = sampling.count if sampling.mode == "count" else None
+    _, frames = load_sequence(paths, fps=sampling.fps, num_frames=count, max_frames=max_views, max_pixels=limits.MAX_IMAGE_PIXELS)
+    return frames
+
+
+def with_reference_first(frames: Sequence[Image.Image], reference: int) -> list[Image.Image]:
+    """Rotate the frames so `reference` becomes view 0 (the world frame), keeping neighbours together."""
+    if not 0 <= reference < len(frames):
+        raise InputError(f"Reference view {reference} does not exist (there are {len(frames)} views).")
+    return list(frames[reference:]) + list(frames[:reference])
+
+
+def describe_frames(frames: Sequence[Image.Image], resolution: int) -> str:
+    """One line on the views about to be used, flagging mixed sizes/orientations."""
+    sizes = Counter(f"{f.width}×{f.height}" for f in frames)
+    listed = ", ".join(f"{size} ({n})" if n > 1 else size for size, n in sizes.most_common())
+    line = f"{len(frames)} view{'s' if len(frames) != 1 else ''}: {listed}."
+    orientations = {f.width >= f.height for f in frames}
+    if len(sizes) > 1:
+        height, width = canvas_size([(f.height, f.width) for f in frames], resolution, 14)
+        kind = "orientations" if len(orientations) > 1 else "sizes"
+        line += f" Mixed {kind}: every view is centre-padded to {width}×{height}; padding is ignored in the results."
+    return line
+
+
+def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
+    return len({f.size for f in frames}) > 1
+
+
+def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -> tuple[DVLT | None, str | None]:
+    """The model with weights, or (None, a message saying what failed and how to fix it)."""
+    model = DVLT(precision=precision)
+    try:
+        model.load_pretrained(checkpoint, strict=True)
+    except DVLTError as error:
+        return None, str(error)
+    return model.setup_test(device), None
+
+
+def estimate_for(estimator: Estimator, frames: Sequence[Image.Image], resolution: int, steps: int, device: str, precision: str) -> tuple[Estimate, str]:
+    """Time/memory estimate and its one-line description for these frames."""
+    height, width = canvas_size([(f.height, f.width) for f in frames], resolution, 14)
+    estimate = estimator.estimate(len(frames), height, width, steps, device, precision)
+    where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+    return estimate, estimate.describe(len(frames), height, width, steps, where)
+
+
+def run_model(model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None) -> Reconstruction:
+    """Check K and resolution, then reconstruct (the first frame is the reference)."""
+    if not limits.STEPS_MIN <= int(steps) <= limits.STEPS_MAX:
+        raise InputError(f"K must be between {limits.STEPS_MIN} and {limits.STEPS_MAX} here (got {steps}).")
+    if int(resolution) not in limits.RESOLUTIONS:
+        raise InputError(f"Resolution must be one of {', '.join(map(str, limits.RESOLUTIONS))} px.")
+    if not frames:
+        raise EmptyInputError("Nothing to reconstruct: add photos or a video.")
+    return reconstruct(model, frames, steps=int(steps), img_size=int(resolution), name="scene", progress=progress)
+
+
+def scene_options(conf_percentile: float, show_cameras: bool, views: Sequence[int | str] | None, max_points: int, mask_black: bool, mask_white: bool) -> SceneOptions:
+    """SceneOptions from UI values (views may arrive as 'view 3' labels or ints)."""
+    chosen = None if views is None else tuple(sorted(int(str(v).split()[-1]) for v in views))
+    return SceneOptions(
+        conf_percentile=float(np.clip(conf_percentile, 0, 99)),
+        max_points=int(np.clip(max_points, 1_000, limits.POINTS_MAX)),
+        views=chosen,
+        show_cameras=bool(show_cameras),
+        mask_black=bool(mask_black),
+        mask_white=bool(mask_white),
+    )
+
+
+def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
+    """Write the GLB and describe it (size, points, cameras)."""
+    start = time.perf_counter()
+    stats = write_glb(rec, directory / f"scene-{uuid.uuid4().hex[:8]}.glb", options)
+    took = time.perf_counter() - start
+    info = f"**GLB {human_size(stats.bytes)}** · {stats.points:,} points · {stats.cameras} camera{'s' if stats.cameras != 1 else ''} · built in {took:.2f} s"
+    return stats.path, info
+
+
+def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
+    """Gallery items (input | depth | confidence per view) and the shared depth legend."""
+    near, far = shared_range(rec.depth, rec.valid)
+    return gallery(rec), legend(near, far)
+
+
+def run_summary(rec: Reconstruction, estimate_line: str | None = None) -> str:
+    """Markdown line with the timings of a run."""
+    parts = [f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}", f"model {rec.seconds.get('model', 0):.1f} s"]
+    total = sum(rec.seconds.values())
+    parts.append(f"total {total:.1f} s")
+    return " · ".join(parts) + (f"  \n_Estimate was: {estimate_line}_" if estimate_line else "")
+
+
+def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, list[tuple[np.ndarray, str]]]:
+    """Markdown table of model time and per-view depth change between two K, and the change maps."""
+    percents, maps = depth_change(first, second)
+    rows = [f"| | K={first.steps} | K={second.steps} |", "|---|---|---|"]
+    rows.append(f"| model time | {first.seconds['model']:.2f} s | {second.seconds['model']:.2f} s |")
+    rows += [f"| view {view}: mean depth change | | {percent:.2f} % |" for view, percent in enumerate(percents)]
+    note = (
+        f"\n\nChange maps: |depth(K={second.steps}) − depth(K={first.steps})| / depth(K={first.steps}), "
+        "blue = unchanged, red = 10 % or more."
+    )
+    captions = [(image, f"view {view}: {percent:.2f} % mean change") for view, (image, percent) in enumerate(zip(maps, percents))]
+    return "\n".join(rows) + note, captions
+
+
+def download(rec: Reconstruction, label: str, options: SceneOptions, directory: Path) -> Path:
+    """A single file to download in the chosen format (folders are zipped)."""
+    kind = DOWNLOAD_FORMATS.get(label)
+    if kind is None:
+        raise InputError(f"Unknown download format {label!r}.")
+    if kind == "glb":
+        return write_glb(rec, directory / "dvlt-scene.glb", options).path
+    if kind == "ply":
+        return write_ply(select_points(rec, options), directory / "dvlt-points.ply")
+    target = directory / f"dvlt-{kind}"
+    (write_colmap if kind == "colmap" else write_nerfstudio)(rec, target, options)
+    return zip_directory(target, directory / f"dvlt-{kind}.zip")
+
+
+class OutputFolders:
+    """Per-session output folders under one root; old ones are swept away."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root or Path(tempfile.gettempdir()) / "dvlt-studio")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new(self, session: str | None) -> Path:
+        """A fresh folder for one request of `session`."""
+        self.sweep()
+        safe = "".join(ch for ch in (session or "anonymous") if ch.isalnum())[:64] or "anonymous"
+        folder = self.root / safe / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        return folder
+
+    def forget(self, session: str | None) -> None:
+        """Delete everything a session wrote (called when its browser tab closes)."""
+        safe = "".join(ch for ch in (session or "") if ch.isalnum())[:64]
+        if safe:
+            shutil.rmtree(self.root / safe, ignore_errors=True)
+
+    def sweep(self, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+        cutoff = time.time() - max_age_s
+        for folder in self.root.glob("*/*"):
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,120 @@
+"""Images for people: depth and confidence maps on one shared scale, a legend, K comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .pipeline import Reconstruction
+
+# A turbo-like ramp (dark blue -> cyan -> green -> yellow -> red), 9 anchors interpolated linearly.
+RAMP = np.array(
+    [[48, 18, 59], [70, 107, 227], [40, 188, 235], [50, 241, 151], [164, 252, 60], [237, 208, 58], [251, 128, 34], [210, 49, 5], [122, 4, 3]],
+    dtype=np.float64,
+)
+INVALID_GREY = np.array([128, 128, 128], dtype=np.uint8)
+GAP = 4  # pixels between panels
+
+
+def colorize(values: np.ndarray, low: float, high: float, ramp: np.ndarray = RAMP) -> np.ndarray:
+    """Map values to uint8 RGB through `ramp`; low -> first anchor, high -> last."""
+    t = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0) * (len(ramp) - 1)
+    index = np.minimum(t.astype(np.int64), len(ramp) - 2)
+    frac = (t - index)[..., None]
+    return (ramp[index] * (1 - frac) + ramp[index + 1] * frac).round().astype(np.uint8)
+
+
+def shared_range(values: np.ndarray, valid: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0) -> tuple[float, float]:
+    """Robust (low, high) over the valid pixels of all views together."""
+    picked = values[valid & np.isfinite(values)]
+    if picked.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(picked, [low_pct, high_pct])
+    return float(low), float(high if high > low else low + 1e-6)
+
+
+def depth_images(rec: Reconstruction) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Per-view depth colour maps on one scale (near = red, far = blue) and that scale (near, far)."""
+    near, far = shared_range(rec.depth, rec.valid)
+    maps = []
+    for depth, valid in zip(rec.depth, rec.valid):
+        rgb = colorize(far - depth, 0.0, far - near)  # invert: near is warm
+        rgb[~valid] = INVALID_GREY
+        maps.append(rgb)
+    return maps, (near, far)
+
+
+def confidence_images(rec: Reconstruction) -> list[np.ndarray]:
+    """Per-view grey confidence (brighter = more confident), log-scaled on one shared range."""
+    log_conf = np.log(rec.confidence)
+    low, high = shared_range(log_conf, rec.valid)
+    grey = np.array([[20, 20, 20], [235, 235, 235]], dtype=np.float64)
+    out = []
+    for values, valid in zip(log_conf, rec.valid):
+        rgb = colorize(values, low, high, grey)
+        rgb[~valid] = INVALID_GREY
+        out.append(rgb)
+    return out
+
+
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    """Concatenate equally tall RGB panels with a white gap."""
+    height = panels[0].shape[0]
+    gap = np.full((height, GAP, 3), 255, np.uint8)
+    row = [panels[0]]
+    for panel in panels[1:]:
+        row += [gap, panel]
+    return np.concatenate(row, axis=1)
+
+
+def gallery(rec: Reconstruction) -> list[tuple[np.ndarray, str]]:
+    """One (image, caption) per view: input | depth | confidence."""
+    depths, (near, far) = depth_images(rec)
+    confidences = confidence_images(rec)
+    items = []
+    for index, (image, depth, conf) in enumerate(zip(rec.images, depths, confidences)):
+        label = "view 0 (reference)" if index == 0 else f"view {index}"
+        if rec.names:
+            label += f" · {rec.names[index]}"
+        valid_depth = rec.depth[index][rec.valid[index]]
+        median = float(np.median(valid_depth)) if valid_depth.size else float("nan")
+        items.append((side_by_side([image, depth, conf]), f"{label} · input | depth | confidence · median depth {median:.3g}"))
+    return items
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def legend(near: float, far: float, width: int = 560, title: str = "depth (scene units; one scale for all views)") -> np.ndarray:
+    """A colour bar from near (red) to far (blue) with five labelled ticks."""
+    height, bar_top, bar_h = 74, 24, 18
+    canvas = Image.new("RGB", (width, height), "white")
+    margin = 30
+    ramp = colorize(np.linspace(far - near, 0.0, width - 2 * margin)[None].repeat(bar_h, 0), 0.0, far - near)
+    canvas.paste(Image.fromarray(ramp), (margin, bar_top))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(13)
+    draw.text((margin, 3), title, fill="black", font=font)
+    for i in range(5):
+        x = margin + i * (width - 2 * margin - 1) / 4
+        value = near + (far - near) * i / 4
+        draw.line([(x, bar_top + bar_h), (x, bar_top + bar_h + 5)], fill="black")
+        text = f"{value:.3g}"
+        draw.text((x - 3 * len(text), bar_top + bar_h + 7), text, fill="black", font=font)
+    return np.asarray(canvas)
+
+
+def depth_change(a: Reconstruction, b: Reconstruction, clip_percent: float = 10.0) -> tuple[list[float], list[np.ndarray]]:
+    """Per-view mean |depth_b - depth_a| / depth_a in percent, and change maps (0..clip_percent %)."""
+    percents, maps = [], []
+    for da, db, valid in zip(a.depth, b.depth, a.valid & b.valid):
+        change = np.abs(db - da) / np.maximum(da, 1e-9) * 100.0
+        percents.append(float(change[valid].mean()) if valid.any() else float("nan"))
+        rgb = colorize(change, 0.0, clip_percent)
+        rgb[~valid] = INVALID_GREY
+        maps.append(rgb)
+    return percents, maps

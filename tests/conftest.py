@@ -1,0 +1,56 @@
+"""Shared fixtures: paths, the synthetic-weights checkpoint written to disk, a loaded model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+EXAMPLES = ROOT / "examples"
+ALOE = EXAMPLES / "aloe"
+WHALE = EXAMPLES / "rubberwhale"
+BOX = EXAMPLES / "box.mp4"
+
+sys.path.insert(0, str(GOLDEN))
+from synthetic_weights import synthetic_state_dict  # noqa: E402
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def synthetic_state() -> dict[str, torch.Tensor]:
+    """The deterministic synthetic weights of the golden fixtures."""
+    return synthetic_state_dict()
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(tmp_path_factory, synthetic_state) -> Path:
+    """A directory holding the synthetic weights as `model.safetensors`, like a Hub snapshot."""
+    directory = tmp_path_factory.mktemp("checkpoint")
+    save_file(synthetic_state, str(directory / "model.safetensors"))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model(checkpoint_dir):
+    """A float32 DVLT loaded through the real `load_pretrained` path (used read-only)."""
+    from dvlt import DVLT
+
+    net = DVLT(precision="fp32")
+    net.load_pretrained(str(checkpoint_dir), strict=True)
+    return net.setup_test("cpu")
+
+
+@pytest.fixture(scope="session")
+def app_url(checkpoint_dir, tmp_path_factory):
+    """The real Gradio app, served in-process with the synthetic checkpoint."""
+    from app_server import launch_app
+
+    app, url = launch_app(checkpoint_dir, tmp_path_factory.mktemp("app-outputs"))
+    yield url
+    app.demo.close()
