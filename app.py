@@ -70,17 +70,20 @@ def require_model() -> None:
 
 def gpu_seconds(frames: list, steps: int, resolution: int, *_: Any, **__: Any) -> int:
     """ZeroGPU duration request from the view count, size and K (bounded)."""
-    estimate, _ = studio.estimate_for(ESTIMATOR, frames, int(resolution), int(steps), "cuda", "bf16")
+    estimate, _ = studio.estimate_for(ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), "cuda", "bf16")
     return int(min(180, max(20, 3 * estimate.seconds + 10)))
 
 
 @spaces.GPU(duration=gpu_seconds)
 def infer(frames: list, steps: int, resolution: int, progress: gr.Progress = gr.Progress()) -> Reconstruction:
     """The only function that needs the GPU: the model pass and the camera fit."""
-    rec = studio.run_model(MODEL, frames, steps, resolution, lambda fraction, message: progress(fraction, desc=message))
+    return studio.run_model(MODEL, frames, steps, resolution, lambda fraction, message: progress(fraction, desc=message))
+
+
+def learn_speed(rec: Reconstruction) -> None:
+    """Feed the measured model time into the estimator (in the main process, not ZeroGPU's worker)."""
     height, width = rec.size
     ESTIMATOR.observe(rec.num_views, height, width, rec.steps, DEVICE, PRECISION, rec.seconds["model"])
-    return rec
 
 
 def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
@@ -91,21 +94,19 @@ def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
 def preview(files, mode, fps, count, resolution, steps):
     """Decode the upload, show the frames that will be used and the time/memory estimate."""
     if not files:
-        return [], "Upload photos or a video to start.", gr.update(value=0), ""
+        return [], "Upload photos or a video to start.", gr.update(value=0), "", []
     frames = studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS)
     if studio.mixed_sizes(frames):
         gr.Warning("Views differ in size or orientation; they will be centre-padded to one canvas.")
-    _, estimate = studio.estimate_for(ESTIMATOR, frames, int(resolution), int(steps), DEVICE, PRECISION)
+    sizes = studio.frame_sizes(frames)
+    estimate = studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1]
     items = [(f, f"{i}: {f.info.get('dvlt_name', '')}") for i, f in enumerate(frames)]
-    return items, studio.describe_frames(frames, int(resolution)), gr.update(value=0, maximum=len(frames) - 1), estimate
+    return items, studio.describe_frames(frames, int(resolution)), gr.update(value=0, maximum=len(frames) - 1), estimate, sizes
 
 
-@human_errors
-def refresh_estimate(files, mode, fps, count, resolution, steps):
-    if not files:
-        return ""
-    frames = studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS)
-    return studio.estimate_for(ESTIMATOR, frames, int(resolution), int(steps), DEVICE, PRECISION)[1]
+def refresh_estimate(sizes, resolution, steps):
+    """New K or resolution: re-estimate from the cached frame sizes (no decoding)."""
+    return studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1] if sizes else ""
 
 
 def pick_reference(event: gr.SelectData):
@@ -113,21 +114,25 @@ def pick_reference(event: gr.SelectData):
 
 
 @human_errors
-def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white, request: gr.Request):
+def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white,
+                request: gr.Request, progress: gr.Progress = gr.Progress()):
     """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
     require_model()
+    progress(0.0, desc="Decoding the upload")
     frames = studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS)
     frames = studio.with_reference_first(frames, int(reference or 0))
-    _, estimate = studio.estimate_for(ESTIMATOR, frames, int(resolution), int(steps), DEVICE, PRECISION)
-    rec = infer(frames, int(steps), int(resolution))
+    _, estimate = studio.estimate_for(ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), DEVICE, PRECISION)
+    rec = infer(frames, int(steps), int(resolution), progress)
+    learn_speed(rec)
+    progress(0.97, desc="Building the 3D scene and depth maps")
     folder = OUTPUTS.new(request.session_hash if request else None)
     views = [f"view {i}" for i in range(rec.num_views)]
     options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
     glb, info = studio.render_scene(rec, options, folder)
     items, legend = studio.depth_panels(rec)
     npz = rec.to_npz(folder / "dvlt-predictions.npz")
-    rec.originals = None  # keep the session cache small; exports fall back to the model's view crops
-    session = studio.SessionResult(rec, npz)
+    rec.originals = None  # keep the session cache small; downloads decode the photos again
+    session = studio.SessionResult(rec, npz, tuple(files), sampling(mode, fps, count), int(reference or 0))
     return glb, info, items, legend, studio.run_summary(rec, estimate), session.downloads(glb), gr.update(choices=views, value=views), session
 
 
@@ -146,17 +151,18 @@ def download_for(session, label, conf, show_cameras, views, max_points, mask_bla
     if session is None:
         raise gr.Error("Reconstruct something first, then pick a download format.")
     folder = OUTPUTS.new(request.session_hash if request else None)
-    return str(studio.download(session.rec, label, studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white), folder))
+    options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
+    return str(studio.download(session.with_photos(MAX_VIEWS), label, options, folder))
 
 
 @human_errors
-def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution):
+def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution, progress: gr.Progress = gr.Progress()):
     """Same views, two step counts: time of each and how much depth moved."""
     require_model()
     if int(steps_a) == int(steps_b):
         raise gr.Error("Pick two different step counts to compare.")
     frames = studio.with_reference_first(studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS), int(reference or 0))
-    first, second = (infer(frames, int(k), int(resolution)) for k in (steps_a, steps_b))
+    first, second = (infer(frames, int(k), int(resolution), progress) for k in (steps_a, steps_b))
     return studio.compare_runs(first, second)
 
 
@@ -183,7 +189,8 @@ def build_demo() -> gr.Blocks:
         )
         if LOAD_ERROR:
             gr.Markdown(f"### ⚠️ Model weights not loaded\n{LOAD_ERROR}", elem_id="load-error-banner")
-        rec_state = gr.State(None)
+        rec_state = gr.State(None)  # this session's SessionResult, for re-rendering and downloads
+        sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
         with gr.Row():
             with gr.Column(scale=4):
                 files = gr.File(label="Photos and/or one video", file_count="multiple", file_types=["image", "video", ".heic", ".heif"], elem_id="uploads")
@@ -232,9 +239,10 @@ def build_demo() -> gr.Blocks:
 
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
-        for trigger in (files.change, mode.change, fps.release, count.release, resolution.change):
-            trigger(preview, [*sampling_inputs, resolution, steps], [preview_gallery, views_info, reference, estimate], api_visibility="private")
-        steps.release(refresh_estimate, [*sampling_inputs, resolution, steps], estimate, api_visibility="private")
+        for trigger in (files.change, mode.change, fps.release, count.release):
+            trigger(preview, [*sampling_inputs, resolution, steps], [preview_gallery, views_info, reference, estimate, sizes_state], api_visibility="private")
+        for trigger in (steps.release, resolution.change):
+            trigger(refresh_estimate, [sizes_state, resolution, steps], estimate, api_visibility="private")
         preview_gallery.select(pick_reference, None, reference, api_visibility="private")
         run.click(
             reconstruct,

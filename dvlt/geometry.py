@@ -65,23 +65,25 @@ def ql_decomposition(A: Tensor) -> tuple[Tensor, Tensor]:
     return Q * signs[..., None, :], L * signs[..., :, None]
 
 
-def ransac_sample_indices(candidates: int) -> Tensor:
+def ransac_sample_indices(candidates: int, sample: int = RANSAC_SAMPLE_SIZE) -> Tensor:
     """(iterations, sample) indices into the candidate list, identical on every device."""
     generator = torch.Generator().manual_seed(RANSAC_SEED)
-    draws = [torch.randperm(candidates, generator=generator)[:RANSAC_SAMPLE_SIZE] for _ in range(RANSAC_ITERATIONS)]
+    draws = [torch.randperm(candidates, generator=generator)[:sample] for _ in range(RANSAC_ITERATIONS)]
     return torch.stack(draws)
 
 
 def ransac_homography(src: Tensor, dst: Tensor, weights: Tensor) -> Tensor:
     """Robust homography per view. src (N, 2) shared; dst (V, N, 2); weights (V, N). Returns (V, 3, 3)."""
     views, points = weights.shape
-    n_candidates = max(RANSAC_SAMPLE_SIZE, int(points * RANSAC_CANDIDATE_FRACTION))
+    # tiny images (fewer than 27 patches) have fewer candidates than a full sample
+    n_candidates = min(points, max(RANSAC_SAMPLE_SIZE, int(points * RANSAC_CANDIDATE_FRACTION)))
+    sample = min(RANSAC_SAMPLE_SIZE, n_candidates)
     order = torch.argsort(weights, dim=1, descending=True, stable=True)[:, :n_candidates]
-    picks = order[:, ransac_sample_indices(n_candidates).to(weights.device)]  # (V, iters, sample)
+    picks = order[:, ransac_sample_indices(n_candidates, sample).to(weights.device)]  # (V, iters, sample)
     gather = lambda t: torch.gather(t, 1, picks.flatten(1)[..., None].expand(-1, -1, t.shape[-1]))  # noqa: E731
-    sample_src = gather(src.expand(views, -1, -1)).reshape(views, RANSAC_ITERATIONS, RANSAC_SAMPLE_SIZE, 2)
-    sample_dst = gather(dst).reshape(views, RANSAC_ITERATIONS, RANSAC_SAMPLE_SIZE, 2)
-    sample_w = torch.gather(weights, 1, picks.flatten(1)).reshape(views, RANSAC_ITERATIONS, RANSAC_SAMPLE_SIZE)
+    sample_src = gather(src.expand(views, -1, -1)).reshape(views, RANSAC_ITERATIONS, sample, 2)
+    sample_dst = gather(dst).reshape(views, RANSAC_ITERATIONS, sample, 2)
+    sample_w = torch.gather(weights, 1, picks.flatten(1)).reshape(views, RANSAC_ITERATIONS, sample)
     hypotheses = weighted_homography(sample_src, sample_dst, sample_w)  # (V, iters, 3, 3)
 
     src_h = torch.cat((src, torch.ones_like(src[:, :1])), dim=1)  # (N, 3)

@@ -109,7 +109,7 @@ def frustum_lines(c2w: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: 
 
 
 def tube_mesh(starts: np.ndarray, ends: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Square tubes along segments, as (vertices (8E, 3), faces (8E, 3)); open-ended, double-sided."""
+    """Square tubes along segments, as (vertices (8E, 3), faces (8E, 3)); open-ended (draw double-sided)."""
     direction = ends - starts
     length = np.linalg.norm(direction, axis=1, keepdims=True)
     direction = direction / np.maximum(length, 1e-12)
@@ -122,7 +122,7 @@ def tube_mesh(starts: np.ndarray, ends: np.ndarray, radius: float) -> tuple[np.n
     quad = []
     for k in range(4):
         a, b, c, d = k, (k + 1) % 4, 4 + (k + 1) % 4, 4 + k
-        quad += [[a, b, c], [a, c, d], [a, c, b], [a, d, c]]  # both windings: visible from inside too
+        quad += [[a, b, c], [a, c, d]]
     base = (np.arange(len(starts)) * 8)[:, None, None]
     faces = (np.array(quad)[None] + base).reshape(-1, 3)
     return vertices.reshape(-1, 3), faces

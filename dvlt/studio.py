@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -34,18 +35,6 @@ DOWNLOAD_FORMATS = {"GLB scene": "glb", "PLY point cloud": "ply", "COLMAP model 
 OUTPUT_MAX_AGE_S = 2 * 3600
 
 
-@dataclass
-class SessionResult:
-    """What one browser session keeps between events: its reconstruction and its raw-predictions file."""
-
-    rec: Reconstruction
-    npz: Path
-
-    def downloads(self, glb: Path) -> list[str]:
-        """The Downloads list: the scene as currently shown, and the raw predictions."""
-        return [str(glb), str(self.npz)]
-
-
 @dataclass(frozen=True)
 class Sampling:
     """How to turn an uploaded video into frames."""
@@ -53,6 +42,33 @@ class Sampling:
     mode: str = "fps"  # "fps" or "count"
     fps: float = limits.FPS_DEFAULT
     count: int = 8
+
+
+@dataclass
+class SessionResult:
+    """What one browser session keeps between events: its reconstruction (without the full-size
+    photos, to stay small), its raw-predictions file, and how to decode the photos again."""
+
+    rec: Reconstruction
+    npz: Path
+    files: tuple[str, ...] = ()
+    sampling: Sampling = Sampling()
+    reference: int = 0
+
+    def downloads(self, glb: Path) -> list[str]:
+        """The Downloads list: the scene as currently shown, and the raw predictions."""
+        return [str(glb), str(self.npz)]
+
+    def with_photos(self, max_views: int) -> Reconstruction:
+        """The reconstruction with its full-resolution photos re-decoded from the upload (exports
+        then write photo-sized images); the model's crops stand in if the upload is gone."""
+        try:
+            frames = with_reference_first(decode_uploads(self.files, self.sampling, max_views), self.reference)
+        except (DVLTError, OSError):
+            return self.rec
+        if len(frames) != self.rec.num_views:
+            return self.rec
+        return dataclasses.replace(self.rec, originals=frames)
 
 
 def human_size(num_bytes: int) -> str:
@@ -128,12 +144,17 @@ def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -
     return model.setup_test(device), None
 
 
-def estimate_for(estimator: Estimator, frames: Sequence[Image.Image], resolution: int, steps: int, device: str, precision: str) -> tuple[Estimate, str]:
-    """Time/memory estimate and its one-line description for these frames."""
-    height, width = canvas_size([(f.height, f.width) for f in frames], resolution, 14)
-    estimate = estimator.estimate(len(frames), height, width, steps, device, precision)
+def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
+    """(height, width) of each frame: all an estimate needs."""
+    return [(frame.height, frame.width) for frame in frames]
+
+
+def estimate_for(estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str) -> tuple[Estimate, str]:
+    """Time/memory estimate and its one-line description for views of these (height, width) sizes."""
+    height, width = canvas_size(sizes, resolution, 14)
+    estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
     where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
-    return estimate, estimate.describe(len(frames), height, width, steps, where)
+    return estimate, estimate.describe(len(sizes), height, width, steps, where)
 
 
 def run_model(model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None) -> Reconstruction:

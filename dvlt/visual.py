@@ -16,12 +16,20 @@ INVALID_GREY = np.array([128, 128, 128], dtype=np.uint8)
 GAP = 4  # pixels between panels
 
 
-def colorize(values: np.ndarray, low: float, high: float, ramp: np.ndarray = RAMP) -> np.ndarray:
-    """Map values to uint8 RGB through `ramp`; low -> first anchor, high -> last."""
-    t = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0) * (len(ramp) - 1)
+def lookup_table(ramp: np.ndarray, size: int = 1024) -> np.ndarray:
+    """(size, 3) uint8 colours interpolated linearly between the ramp's anchors."""
+    t = np.linspace(0.0, len(ramp) - 1, size)
     index = np.minimum(t.astype(np.int64), len(ramp) - 2)
-    frac = (t - index)[..., None]
+    frac = (t - index)[:, None]
     return (ramp[index] * (1 - frac) + ramp[index + 1] * frac).round().astype(np.uint8)
+
+
+def colorize(values: np.ndarray, low: float, high: float, ramp: np.ndarray = RAMP) -> np.ndarray:
+    """Map values to uint8 RGB through `ramp`; low -> first anchor, high -> last (1024-entry table)."""
+    table = lookup_table(ramp)
+    scale = (len(table) - 1) / max(high - low, 1e-12)
+    index = np.clip((np.asarray(values, dtype=np.float32) - low) * scale, 0, len(table) - 1)
+    return table[np.nan_to_num(index).astype(np.int32)]
 
 
 def shared_range(values: np.ndarray, valid: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0) -> tuple[float, float]:

@@ -82,8 +82,11 @@ def test_rerender_and_downloads_use_the_cached_result(client):
     archive = client.predict(label="COLMAP model (zip)", conf=20, show_cameras=True, views=["view 0", "view 1"], max_points=50_000, mask_black=False, mask_white=False, api_name="/download")
     import zipfile
 
-    names = zipfile.ZipFile(archive).namelist()
+    bundle = zipfile.ZipFile(archive)
+    names = bundle.namelist()
     assert any(n.endswith("sparse/0/points3D.bin") for n in names) and any(n.endswith("images.txt") for n in names)
+    with bundle.open(next(n for n in names if n.endswith("images/rubberwhale1.png"))) as photo:
+        assert Image.open(photo).size == Image.open(WHALE / "rubberwhale1.png").size  # full-resolution photos, not crops
 
 
 def test_compare_k(client):

@@ -138,3 +138,10 @@ def test_limits_on_views_and_pixels():
     with pytest.raises(ImageTooLargeError, match="limit is 0 MP"):
         load_sequence(ALOE, max_pixels=100_000)
     assert len(load_sequence(EXAMPLES / "box.mp4", fps=5, max_frames=3)[1]) == 3  # videos are thinned, not refused
+
+
+def test_animated_gif_is_a_video(tmp_path):
+    frames = read_video(BOX, num_frames=6)
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=500, loop=0)  # 2 frames/s
+    name, decoded = load_sequence(tmp_path / "clip.gif", fps=1.0)
+    assert name == "clip" and len(decoded) == 3 and decoded[0].size == (640, 480)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from ..pipeline import Reconstruction
 from ..scene import OPENCV_TO_GLTF, SceneOptions, frustum_lines, scene_centre_and_radius, select_points, tube_mesh, view_colors
+from .gltf import GlbBuilder
 
 FRUSTUM_FRACTION = 0.08  # pyramid depth relative to the scene radius
 TUBE_FRACTION = 0.04  # edge thickness relative to the pyramid depth
@@ -30,35 +30,21 @@ class GlbStats:
     bytes: int
 
 
-def camera_meshes(rec: Reconstruction, centre: np.ndarray, radius: float, views: list[int]) -> dict[str, trimesh.Trimesh]:
-    """One frustum mesh per chosen view, in glTF coordinates, coloured by view order."""
-    depth = FRUSTUM_FRACTION * radius
-    colors = view_colors(rec.num_views)
-    meshes = {}
-    for index in views:
-        starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth)
-        vertices, faces = tube_mesh((starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth)
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        mesh.visual.face_colors = np.append(colors[index], 255)
-        meshes[f"camera_{index:03d}"] = mesh
-    return meshes
-
-
 def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = SceneOptions()) -> GlbStats:
     """Write the scene as binary glTF and return its contents' counts and size."""
     path = Path(path)
     points = select_points(rec, options)
-    camera_centres = rec.c2w[:, :3, 3]
-    centre, radius = scene_centre_and_radius(points.xyz.astype(np.float64), camera_centres)
-    scene = trimesh.Scene()
+    centre, radius = scene_centre_and_radius(points.xyz.astype(np.float64), rec.c2w[:, :3, 3])
+    glb = GlbBuilder()
     if len(points):
-        xyz = ((points.xyz - centre) * OPENCV_TO_GLTF).astype(np.float32)
-        colors = np.column_stack((points.rgb, np.full(len(points), 255, np.uint8)))
-        scene.add_geometry(trimesh.PointCloud(xyz, colors=colors), node_name="points", geom_name="points")
+        glb.add_points("points", (points.xyz - centre) * OPENCV_TO_GLTF, points.rgb)
     views = list(options.views) if options.views is not None else list(range(rec.num_views))
     if options.show_cameras:
-        for name, mesh in camera_meshes(rec, centre, radius, views).items():
-            scene.add_geometry(mesh, node_name=name, geom_name=name)
+        depth, colors = FRUSTUM_FRACTION * radius, view_colors(rec.num_views)
+        for index in views:
+            starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth)
+            vertices, faces = tube_mesh((starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth)
+            glb.add_mesh(f"camera_{index:03d}", vertices, faces, colors[index])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(scene.export(file_type="glb"))
+    path.write_bytes(glb.to_bytes())
     return GlbStats(path, len(points), len(views) if options.show_cameras else 0, path.stat().st_size)

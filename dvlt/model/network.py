@@ -72,7 +72,9 @@ class DVLT(nn.Module):
         self.config = config or DVLTConfig(img_size=img_size, inference_steps=inference_steps)
         cfg = self.config
         self.precision = precision
-        self.decode_chunk_views = decode_chunk_views or cfg.decode_chunk_views  # views per head pass
+        self._decode_chunk_views = decode_chunk_views  # None: 4 views per head pass on CPU, 16 on CUDA
+        self.compiled_loop_step: Callable | None = None  # set by dvlt.model.compiled.use_compiled_loop_step
+        self.compiled_loop_dtype = torch.float32
         self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, cfg.embed_dim))  # [first view, other views]
         self.register_token = nn.Parameter(torch.zeros(1, 1, cfg.num_register_tokens, cfg.embed_dim))
         self.patch_embed_encoder = DinoV2Encoder(cfg)
@@ -88,6 +90,13 @@ class DVLT(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.camera_token.device
+
+    @property
+    def decode_chunk_views(self) -> int:
+        """Views decoded per head pass: bounds the memory of the full-resolution conv head."""
+        if self._decode_chunk_views:
+            return self._decode_chunk_views
+        return 4 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
 
     @property
     def img_size(self) -> int:
@@ -166,8 +175,14 @@ class DVLT(nn.Module):
         report("encode", 1, 1)
 
         block_pair = self.recurrent_blocks[0]
+        compiled = self.compiled_loop_step if batch == 1 else None
         for index, (t_now, t_next) in enumerate(step_schedule(steps)):
-            x = block_pair(x, t_now, t_next, rope, views)
+            if compiled is None:
+                x = block_pair(x, t_now, t_next, rope, views)
+            else:  # ahead-of-time compiled step (see dvlt.model.compiled)
+                dtype = self.compiled_loop_dtype
+                gates = [block.depth_scale(t_now, t_next).to(dtype) for block in (block_pair.frame_attn, block_pair.global_attn)]
+                x = compiled(x.to(dtype), *gates, rope.cos, rope.sin)
             report("loop", index + 1, steps)
 
         outputs = self.decode(x, rope, height, width, report)
