@@ -71,12 +71,13 @@ class SessionResult:
         return dataclasses.replace(self.rec, originals=frames)
 
 
-def human_size(num_bytes: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if num_bytes < 1024 or unit == "GB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+def human_size(num_bytes: float) -> str:
+    """1_234_567 -> '1.2 MB'."""
+    for unit in ("B", "KB", "MB"):
+        if num_bytes < 1024:
+            return f"{num_bytes:.0f} B" if unit == "B" else f"{num_bytes:.1f} {unit}"
         num_bytes /= 1024
-    return f"{num_bytes} B"
+    return f"{num_bytes:.1f} GB"
 
 
 def video_seconds(path: str | Path) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import av
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -20,6 +21,15 @@ sys.path.insert(0, str(GOLDEN))
 from synthetic_weights import synthetic_state_dict  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+def write_frameless_video(path: Path) -> Path:
+    """An .mp4 with a header and a video stream declared, but not one frame."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import sys
 import time
 import urllib.request
 
-import av
 import numpy as np
 import pytest
 import trimesh
@@ -16,7 +15,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from app_server import free_port
-from conftest import ALOE, BOX, ROOT, WHALE
+from conftest import ALOE, BOX, ROOT, WHALE, write_frameless_video
 
 FAST = {"resolution": 252, "steps": 8}
 
@@ -106,11 +105,7 @@ def test_bad_inputs_get_human_messages_and_server_keeps_serving(client, tmp_path
     (tmp_path / "notes.jpg").write_text("not a photo")
     cut = tmp_path / "cut.jpg"
     cut.write_bytes((ALOE / "aloeL.jpg").read_bytes()[:30000])
-    empty_video = tmp_path / "empty.mp4"
-    with av.open(str(empty_video), "w") as container:
-        stream = container.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        container.start_encoding()
+    empty_video = write_frameless_video(tmp_path / "empty.mp4")
     huge = tmp_path / "huge.png"
     Image.new("L", (8000, 6400)).save(huge)
     cases = {

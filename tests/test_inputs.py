@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ALOE, BOX, EXAMPLES, WHALE
+from conftest import ALOE, BOX, EXAMPLES, WHALE, write_frameless_video
 from dvlt import (
     EmptyInputError,
     ImageTooLargeError,
@@ -123,11 +123,7 @@ def test_broken_inputs_raise_precise_errors(tmp_path):
 
 
 def test_video_without_frames(tmp_path):
-    path = tmp_path / "empty.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        container.start_encoding()
+    path = write_frameless_video(tmp_path / "empty.mp4")
     with pytest.raises(EmptyInputError, match="no video frames"):
         load_sequence(path)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..pipeline import Reconstruction
 from ..scene import PointSet, SceneOptions, select_points
-from .images import ExportView, export_views, write_images
+from .images import ExportView, write_view_images
 
 PINHOLE_MODEL_ID = 1
 
@@ -117,8 +117,7 @@ def write_binary(directory: Path, views: list[ExportView], points: PointSet, xy:
 def write_colmap(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
     """Write images/ and sparse/0/ (both text and binary files) under `directory`; returns sparse/0."""
     directory = Path(directory)
-    views = export_views(rec)
-    write_images(views, directory / "images")
+    views = write_view_images(rec, directory / "images")
     sparse = directory / "sparse" / "0"
     sparse.mkdir(parents=True, exist_ok=True)
     points = select_points(rec, options)

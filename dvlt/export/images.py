@@ -54,3 +54,10 @@ def write_images(views: list[ExportView], directory: Path) -> None:
             view.image.convert("RGB").save(target, quality=95)
         else:
             view.image.save(target)
+
+
+def write_view_images(rec: Reconstruction, directory: Path) -> list[ExportView]:
+    """The export views of `rec`, with their images saved under `directory`."""
+    views = export_views(rec)
+    write_images(views, directory)
+    return views

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..pipeline import Reconstruction
 from ..scene import SceneOptions, select_points
-from .images import export_views, write_images
+from .images import write_view_images
 from .ply import write_ply
 
 OPENCV_TO_OPENGL_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -36,8 +36,7 @@ def intrinsics_entry(K: np.ndarray, width: int, height: int) -> dict:
 def write_nerfstudio(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
     """Write images/, transforms.json and the point cloud; returns the transforms.json path."""
     directory = Path(directory)
-    views = export_views(rec)
-    write_images(views, directory / "images")
+    views = write_view_images(rec, directory / "images")
     write_ply(select_points(rec, options), directory / PLY_NAME)
     frames = []
     for view in views:

@@ -50,7 +50,7 @@ class DinoV2Encoder(nn.Module):
         """(1, 1 + grid_h * grid_w, dim) embedding for the class token and the patch grid."""
         if (grid_h, grid_w) == (self.grid, self.grid):
             return self.pos_embed
-        key = (grid_h, grid_w, self.pos_embed.device, self.pos_embed._version)
+        key = (grid_h, grid_w, self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version)
         cached = self._pos_cache.get(key)
         if cached is not None and not torch.is_grad_enabled():
             return cached

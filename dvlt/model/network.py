@@ -125,21 +125,19 @@ class DVLT(nn.Module):
         path = resolve_checkpoint(source, filename, revision)
         state = read_state_dict(path)
         missing, unexpected = check_compatible(state, self.state_dict(), strict, str(path))
-        known = {key: value for key, value in state.items() if key not in unexpected}
-        self.load_state_dict(known, strict=False)
-        self.patch_embed_encoder._pos_cache.clear()
+        skipped = set(unexpected)
+        self.load_state_dict({key: value for key, value in state.items() if key not in skipped}, strict=False)
         return missing, unexpected
 
     def setup_test(self, accelerator_or_device: Any = None) -> "DVLT":
         """Move to the accelerator's device (or a device / 'auto'), switch to eval, use all CPU cores."""
         device = resolve_device(accelerator_or_device)
-        if hasattr(accelerator_or_device, "unwrap_model"):
-            accelerator_or_device.unwrap_model(self)
         if device.type == "cpu":
             use_all_cores()
-        self.to(device)
         # NHWC conv weights make oneDNN/cuDNN keep the depth head in NHWC: ~1.5x faster head on CPU.
+        # Converted before the move: on ZeroGPU only plain .to("cuda") may happen outside the GPU worker.
         self.depth_decoder.to(memory_format=torch.channels_last)
+        self.to(device)
         return self.eval()
 
     def compute_dtype(self, device: torch.device | None = None) -> torch.dtype:
