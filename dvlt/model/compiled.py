@@ -34,10 +34,7 @@ class LoopStep(nn.Module):
         self.pair = pair
 
     def forward(self, x: Tensor, frame_gates: Tensor, global_gates: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        views, tokens, dim = x.shape
-        x = self.pair.frame_attn(x, frame_gates, RopeTable(cos, sin))
-        x = self.pair.global_attn(x.reshape(1, views * tokens, dim), global_gates)
-        return x.reshape(views, tokens, dim)
+        return self.pair.apply_gated(x, frame_gates, global_gates, RopeTable(cos, sin), views=x.shape[0])
 
 
 def example_inputs(model: DVLT, views: int = 2, grid: tuple[int, int] = (27, 36), dtype: torch.dtype = torch.float32) -> tuple[Tensor, ...]:
@@ -46,9 +43,8 @@ def example_inputs(model: DVLT, views: int = 2, grid: tuple[int, int] = (27, 36)
     positions = rope_positions(*grid, cfg.special_tokens, device)
     rope = rope_table(positions, cfg.embed_dim // cfg.num_heads, cfg.rope_frequency, torch.float32)
     x = torch.randn(views, positions.shape[0], cfg.embed_dim, device=device, dtype=dtype)
-    pair = model.recurrent_blocks[0]
-    gates = [block.depth_scale(0.0, 0.1).to(dtype) for block in (pair.frame_attn, pair.global_attn)]
-    return x, gates[0], gates[1], rope.cos, rope.sin
+    frame_gates, global_gates = (gates.to(dtype) for gates in model.recurrent_blocks[0].gates(0.0, 0.1))
+    return x, frame_gates, global_gates, rope.cos, rope.sin
 
 
 def export_loop_step(model: DVLT, dtype: torch.dtype = torch.float32) -> torch.export.ExportedProgram:

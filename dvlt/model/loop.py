@@ -68,10 +68,17 @@ class LoopedBlockPair(nn.Module):
         self.frame_attn = GatedBlock(config)
         self.global_attn = GatedBlock(config)
 
-    def forward(self, x: Tensor, t_now: float, t_next: float, rope: RopeTable, views: int) -> Tensor:
-        """x: (B*S, P, dim) -> same shape; `views` is S."""
+    def gates(self, t_now: float, t_next: float) -> tuple[Tensor, Tensor]:
+        """Step gates (3, dim) of the frame block and of the global block for the interval (t_now, t_next)."""
+        return self.frame_attn.depth_scale(t_now, t_next), self.global_attn.depth_scale(t_now, t_next)
+
+    def apply_gated(self, x: Tensor, frame_gates: Tensor, global_gates: Tensor, rope: RopeTable, views: int) -> Tensor:
+        """x: (B*S, P, dim) -> same shape, with precomputed gates; `views` is S."""
         batch_views, tokens, dim = x.shape
-        x = self.frame_attn(x, self.frame_attn.depth_scale(t_now, t_next), rope)
-        x = x.reshape(batch_views // views, views * tokens, dim)
-        x = self.global_attn(x, self.global_attn.depth_scale(t_now, t_next))
+        x = self.frame_attn(x, frame_gates, rope)
+        x = self.global_attn(x.reshape(batch_views // views, views * tokens, dim), global_gates)
         return x.reshape(batch_views, tokens, dim)
+
+    def forward(self, x: Tensor, t_now: float, t_next: float, rope: RopeTable, views: int) -> Tensor:
+        """One loop step at (t_now, t_next): x (B*S, P, dim) -> same shape; `views` is S."""
+        return self.apply_gated(x, *self.gates(t_now, t_next), rope, views)

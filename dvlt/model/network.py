@@ -179,7 +179,7 @@ class DVLT(nn.Module):
                 x = block_pair(x, t_now, t_next, rope, views)
             else:  # ahead-of-time compiled step (see dvlt.model.compiled)
                 dtype = self.compiled_loop_dtype
-                gates = [block.depth_scale(t_now, t_next).to(dtype) for block in (block_pair.frame_attn, block_pair.global_attn)]
+                gates = (g.to(dtype) for g in block_pair.gates(t_now, t_next))
                 x = compiled(x.to(dtype), *gates, rope.cos, rope.sin)
             report("loop", index + 1, steps)
 
