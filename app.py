@@ -120,8 +120,8 @@ def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, sho
     """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
     require_model()
     progress(0.0, desc="Decoding the upload")
-    frames = studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS)
-    frames = studio.with_reference_first(frames, int(reference or 0))
+    how, reference = sampling(mode, fps, count), int(reference or 0)
+    frames = studio.with_reference_first(studio.decode_uploads(files, how, MAX_VIEWS), reference)
     _, estimate = studio.estimate_for(ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), DEVICE, PRECISION)
     rec = infer(frames, int(steps), int(resolution), progress)
     learn_speed(rec)
@@ -133,7 +133,7 @@ def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, sho
     items, legend = studio.depth_panels(rec)
     npz = rec.to_npz(folder / "dvlt-predictions.npz")
     rec.originals = None  # keep the session cache small; downloads decode the photos again
-    session = studio.SessionResult(rec, npz, tuple(files), sampling(mode, fps, count), int(reference or 0))
+    session = studio.SessionResult(rec, npz, tuple(files), how, reference)
     return glb, info, items, legend, studio.run_summary(rec, estimate), session.downloads(glb), gr.update(choices=views, value=views), session
 
 

@@ -24,9 +24,12 @@ def lookup_table(ramp: np.ndarray, size: int = 1024) -> np.ndarray:
     return (ramp[index] * (1 - frac) + ramp[index + 1] * frac).round().astype(np.uint8)
 
 
-def colorize(values: np.ndarray, low: float, high: float, ramp: np.ndarray = RAMP) -> np.ndarray:
-    """Map values to uint8 RGB through `ramp`; low -> first anchor, high -> last (1024-entry table)."""
-    table = lookup_table(ramp)
+DEPTH_TABLE = lookup_table(RAMP)
+GREY_TABLE = lookup_table(np.array([[20, 20, 20], [235, 235, 235]], dtype=np.float64))
+
+
+def colorize(values: np.ndarray, low: float, high: float, table: np.ndarray = DEPTH_TABLE) -> np.ndarray:
+    """Map values to uint8 RGB through a colour table; low -> its first entry, high -> its last."""
     scale = (len(table) - 1) / max(high - low, 1e-12)
     index = np.clip((np.asarray(values, dtype=np.float32) - low) * scale, 0, len(table) - 1)
     return table[np.nan_to_num(index).astype(np.int32)]
@@ -56,10 +59,9 @@ def confidence_images(rec: Reconstruction) -> list[np.ndarray]:
     """Per-view grey confidence (brighter = more confident), log-scaled on one shared range."""
     log_conf = np.log(rec.confidence)
     low, high = shared_range(log_conf, rec.valid)
-    grey = np.array([[20, 20, 20], [235, 235, 235]], dtype=np.float64)
     out = []
     for values, valid in zip(log_conf, rec.valid):
-        rgb = colorize(values, low, high, grey)
+        rgb = colorize(values, low, high, GREY_TABLE)
         rgb[~valid] = INVALID_GREY
         out.append(rgb)
     return out
