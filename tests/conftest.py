@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -19,6 +20,10 @@ BOX = EXAMPLES / "box.mp4"
 
 sys.path.insert(0, str(GOLDEN))
 from synthetic_weights import synthetic_state_dict  # noqa: E402
+
+from dvlt.geometry import unproject_depth  # noqa: E402
+from dvlt.pipeline import Reconstruction  # noqa: E402
+from dvlt.preprocess import ViewTransform  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -64,3 +69,20 @@ def app_url(checkpoint_dir, tmp_path_factory):
     app, url = launch_app(checkpoint_dir, tmp_path_factory.mktemp("app-outputs"))
     yield url
     app.demo.close()
+
+
+def known_scene() -> Reconstruction:
+    """Four ground-truth cameras (view 0 = identity) looking at a wall 2-3 units away."""
+    fixture = load_file(str(GOLDEN / "rays_to_pose.safetensors"))
+    c2w, K = fixture["gt_extrinsics_c2w"].double(), fixture["gt_intrinsics"].double()
+    views, height, width = 4, 126, 168
+    depth = 2.0 + torch.rand(views, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    images = np.random.default_rng(0).integers(0, 255, (views, height, width, 3), dtype=np.uint8)
+    images[:, :10] = 0  # a black band, for background masking
+    return Reconstruction(
+        name="known", images=images, valid=np.ones((views, height, width), bool), depth=depth.float().numpy(),
+        confidence=np.linspace(1, 5, views * height * width, dtype=np.float32).reshape(views, height, width),
+        points=unproject_depth(depth, K, c2w, 0.5).float().numpy(), c2w=c2w.numpy(), intrinsics=K.numpy(), steps=12,
+        names=[f"cam{i}.png" for i in range(views)],
+        transforms=[ViewTransform((height, width), (height, width), (0, 0), (0, 0), (height, width))] * views,
+    )

@@ -9,18 +9,15 @@ import sys
 import numpy as np
 import pycolmap
 import pytest
-import torch
 import trimesh
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import ALOE, GOLDEN, ROOT, WHALE
+from conftest import ALOE, GOLDEN, ROOT, WHALE, known_scene
 from dvlt.export import FORMATS, export_all, write_colmap, write_nerfstudio, write_ply
 from dvlt.export.nerfstudio import OPENCV_TO_OPENGL_CAMERA
-from dvlt.geometry import unproject_depth
 from dvlt.inputs import load_sequence
 from dvlt.pipeline import Reconstruction, reconstruct
-from dvlt.preprocess import ViewTransform
 from dvlt.scene import SceneOptions, select_points
 
 OPTIONS = SceneOptions(conf_percentile=20, max_points=20_000)
@@ -67,15 +64,7 @@ def test_colmap_round_trip_of_known_cameras(tmp_path):
     """Ground-truth cameras through the COLMAP writer and pycolmap come back unchanged."""
     fixture = load_file(str(GOLDEN / "rays_to_pose.safetensors"))
     c2w, K = fixture["gt_extrinsics_c2w"].double(), fixture["gt_intrinsics"].double()
-    views, height, width = 4, 126, 168
-    depth = 2.0 + torch.rand(views, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    images = np.random.default_rng(0).integers(0, 255, (views, height, width, 3), dtype=np.uint8)
-    rec = Reconstruction(
-        name="synthetic", images=images, valid=np.ones((views, height, width), bool), depth=depth.float().numpy(),
-        confidence=np.full((views, height, width), 2.0, np.float32), points=unproject_depth(depth, K, c2w, 0.5).float().numpy(),
-        c2w=c2w.numpy(), intrinsics=K.numpy(), steps=12, names=[f"cam{i}.png" for i in range(views)],
-        transforms=[ViewTransform((height, width), (height, width), (0, 0), (0, 0), (height, width))] * views,
-    )
+    rec = known_scene()
     for kind in ("binary", "text"):
         model = read_model(write_colmap(rec, tmp_path / kind, SceneOptions(conf_percentile=0, max_points=500)), kind)
         for image in model.images.values():

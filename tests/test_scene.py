@@ -6,33 +6,12 @@ import os
 import time
 
 import numpy as np
-import torch
 import trimesh
-from safetensors.torch import load_file
 
-from conftest import GOLDEN
+from conftest import known_scene
 from dvlt.export import write_glb
-from dvlt.geometry import unproject_depth
-from dvlt.pipeline import Reconstruction
-from dvlt.preprocess import ViewTransform
 from dvlt.scene import SceneOptions, keep_mask, select_points
 from dvlt.studio import OutputFolders
-
-
-def known_scene() -> Reconstruction:
-    """Four ground-truth cameras (view 0 = identity) looking at a wall 2-3 units away."""
-    fixture = load_file(str(GOLDEN / "rays_to_pose.safetensors"))
-    c2w, K = fixture["gt_extrinsics_c2w"].double(), fixture["gt_intrinsics"].double()
-    views, height, width = 4, 126, 168
-    depth = 2.0 + torch.rand(views, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    images = np.random.default_rng(0).integers(0, 255, (views, height, width, 3), dtype=np.uint8)
-    images[:, :10] = 0  # a black band, for background masking
-    return Reconstruction(
-        name="known", images=images, valid=np.ones((views, height, width), bool), depth=depth.float().numpy(),
-        confidence=np.linspace(1, 5, views * height * width, dtype=np.float32).reshape(views, height, width),
-        points=unproject_depth(depth, K, c2w, 0.5).float().numpy(), c2w=c2w.numpy(), intrinsics=K.numpy(), steps=12,
-        transforms=[ViewTransform((height, width), (height, width), (0, 0), (0, 0), (height, width))] * views,
-    )
 
 
 def test_glb_is_upright_and_the_reference_camera_looks_into_the_screen(tmp_path):
