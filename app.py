@@ -6,14 +6,14 @@ Only UI wiring lives here; the work is done by functions in `dvlt.studio`
 
 from __future__ import annotations
 
-import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches CUDA)
-
 import functools
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
+import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches CUDA)
 import torch
 
 from dvlt import limits, studio
@@ -40,7 +40,8 @@ K_HELP = (
     "time grows about linearly with K. It was trained for 8–16 (12 is the default)."
 )
 LIMITS_LINE = (
-    f"Limits: up to {MAX_VIEWS} views on this {'GPU' if DEVICE == 'cuda' else 'CPU'}, {limits.MAX_UPLOAD_FILES} files per upload, "
+    f"Limits: up to {MAX_VIEWS} views on this {'GPU' if DEVICE == 'cuda' else 'CPU'}, "
+    f"{limits.MAX_UPLOAD_FILES} files per upload, "
     f"{limits.MAX_IMAGE_PIXELS // 1_000_000} MP per photo, one video of at most {limits.MAX_VIDEO_SECONDS} s, "
     f"K {limits.STEPS_MIN}–{limits.STEPS_MAX}, at most {limits.POINTS_MAX:,} points in the scene."
 )
@@ -59,7 +60,9 @@ def human_errors(handler: Callable) -> Callable:
             raise gr.Error(str(error)) from None
         except Exception as error:  # keep serving whatever happens
             log.exception("unexpected failure in %s", handler.__name__)
-            raise gr.Error(f"Something went wrong ({type(error).__name__}: {error}). Try fewer views or a lower resolution.") from None
+            raise gr.Error(
+                f"Something went wrong ({type(error).__name__}: {error}). Try fewer views or a lower resolution."
+            ) from None
 
     return wrapped
 
@@ -71,14 +74,18 @@ def require_model() -> None:
 
 def gpu_seconds(frames: list, steps: int, resolution: int, *_: Any, **__: Any) -> int:
     """ZeroGPU duration request from the view count, size and K (bounded)."""
-    estimate, _ = studio.estimate_for(ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), "cuda", "bf16")
+    estimate, _ = studio.estimate_for(
+        ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), "cuda", "bf16"
+    )
     return int(min(180, max(20, 3 * estimate.seconds + 10)))
 
 
 @spaces.GPU(duration=gpu_seconds)
 def infer(frames: list, steps: int, resolution: int, progress: gr.Progress = gr.Progress()) -> Reconstruction:
     """The only function that needs the GPU: the model pass and the camera fit."""
-    return studio.run_model(MODEL, frames, steps, resolution, lambda fraction, message: progress(fraction, desc=message))
+    return studio.run_model(
+        MODEL, frames, steps, resolution, lambda fraction, message: progress(fraction, desc=message)
+    )
 
 
 def learn_speed(rec: Reconstruction) -> None:
@@ -102,7 +109,13 @@ def preview(files, mode, fps, count, resolution, steps):
     sizes = studio.frame_sizes(frames)
     estimate = studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1]
     items = [(f, f"{i}: {f.info.get('dvlt_name', '')}") for i, f in enumerate(frames)]
-    return items, studio.describe_frames(frames, int(resolution)), gr.update(value=0, maximum=len(frames) - 1), estimate, sizes
+    return (
+        items,
+        studio.describe_frames(frames, int(resolution)),
+        gr.update(value=0, maximum=len(frames) - 1),
+        estimate,
+        sizes,
+    )
 
 
 def refresh_estimate(sizes, resolution, steps):
@@ -115,14 +128,30 @@ def pick_reference(event: gr.SelectData):
 
 
 @human_errors
-def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white,
-                request: gr.Request, progress: gr.Progress = gr.Progress()):
+def reconstruct(
+    files,
+    mode,
+    fps,
+    count,
+    reference,
+    steps,
+    resolution,
+    conf,
+    show_cameras,
+    max_points,
+    mask_black,
+    mask_white,
+    request: gr.Request,
+    progress: gr.Progress = gr.Progress(),
+):
     """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
     require_model()
     progress(0.0, desc="Decoding the upload")
     how, reference = sampling(mode, fps, count), int(reference or 0)
     frames = studio.with_reference_first(studio.decode_uploads(files, how, MAX_VIEWS), reference)
-    _, estimate = studio.estimate_for(ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), DEVICE, PRECISION)
+    _, estimate = studio.estimate_for(
+        ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), DEVICE, PRECISION
+    )
     rec = infer(frames, int(steps), int(resolution), progress)
     learn_speed(rec)
     progress(0.97, desc="Building the 3D scene and depth maps")
@@ -134,7 +163,16 @@ def reconstruct(files, mode, fps, count, reference, steps, resolution, conf, sho
     npz = rec.to_npz(folder / "dvlt-predictions.npz")
     rec.originals = None  # keep the session cache small; downloads decode the photos again
     session = studio.SessionResult(rec, npz, tuple(files), how, reference)
-    return glb, info, items, legend, studio.run_summary(rec, estimate), session.downloads(glb), gr.update(choices=views, value=views), session
+    return (
+        glb,
+        info,
+        items,
+        legend,
+        studio.run_summary(rec, estimate),
+        session.downloads(glb),
+        gr.update(choices=views, value=views),
+        session,
+    )
 
 
 @human_errors
@@ -143,7 +181,9 @@ def rerender(session, conf, show_cameras, views, max_points, mask_black, mask_wh
     if session is None:
         raise gr.Error("Reconstruct something first; the display settings apply to its result.")
     folder = OUTPUTS.new(request.session_hash if request else None)
-    glb, info = studio.render_scene(session.rec, studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white), folder)
+    glb, info = studio.render_scene(
+        session.rec, studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white), folder
+    )
     return glb, info, session.downloads(glb)
 
 
@@ -162,7 +202,9 @@ def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution, pr
     require_model()
     if int(steps_a) == int(steps_b):
         raise gr.Error("Pick two different step counts to compare.")
-    frames = studio.with_reference_first(studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS), int(reference or 0))
+    frames = studio.with_reference_first(
+        studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS), int(reference or 0)
+    )
     first, second = (infer(frames, int(k), int(resolution), progress) for k in (steps_a, steps_b))
     return studio.compare_runs(first, second)
 
@@ -170,8 +212,19 @@ def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution, pr
 def example_result(files):
     """What a clicked example shows (cached lazily, defaults everywhere)."""
     glb, info, items, legend, summary, *_ = reconstruct(
-        files, "frames per second", limits.FPS_DEFAULT, 8, 0, limits.STEPS_DEFAULT, limits.RESOLUTION_DEFAULT,
-        limits.CONF_PERCENTILE_DEFAULT, True, limits.POINTS_DEFAULT, False, False, None,
+        files,
+        "frames per second",
+        limits.FPS_DEFAULT,
+        8,
+        0,
+        limits.STEPS_DEFAULT,
+        limits.RESOLUTION_DEFAULT,
+        limits.CONF_PERCENTILE_DEFAULT,
+        True,
+        limits.POINTS_DEFAULT,
+        False,
+        False,
+        None,
     )
     return glb, info, items, legend, summary
 
@@ -185,7 +238,8 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="DVLT Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# DVLT Studio\nPhotos or a short video in, cameras + depth + a 3D point cloud out, with NVIDIA's "
-            "**Déjà View Looping Transformer** ([paper](https://arxiv.org/abs/2605.30215), [model](https://huggingface.co/nvidia/dvlt)). "
+            "**Déjà View Looping Transformer** ([paper](https://arxiv.org/abs/2605.30215), "
+            "[model](https://huggingface.co/nvidia/dvlt)). "
             "The first view (or the one you pick) defines the world frame."
         )
         if LOAD_ERROR:
@@ -194,46 +248,115 @@ def build_demo() -> gr.Blocks:
         sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
         with gr.Row():
             with gr.Column(scale=4):
-                files = gr.File(label="Photos and/or one video", file_count="multiple", file_types=["image", "video", ".heic", ".heif"], elem_id="uploads")
+                files = gr.File(
+                    label="Photos and/or one video",
+                    file_count="multiple",
+                    file_types=["image", "video", ".heic", ".heif"],
+                    elem_id="uploads",
+                )
                 with gr.Accordion("Video sampling", open=False):
-                    mode = gr.Radio(["frames per second", "number of frames"], value="frames per second", label="Sample by")
+                    mode = gr.Radio(
+                        ["frames per second", "number of frames"], value="frames per second", label="Sample by"
+                    )
                     fps = gr.Slider(0.5, limits.FPS_MAX, value=limits.FPS_DEFAULT, step=0.5, label="Frames per second")
                     count = gr.Slider(2, MAX_VIEWS, value=8, step=1, label="Number of evenly spaced frames")
                 views_info = gr.Markdown("Upload photos or a video to start.")
-                preview_gallery = gr.Gallery(label="Views to use (click one to make it the reference)", columns=4, height=220, allow_preview=False, elem_id="preview")
-                reference = gr.Number(0, precision=0, minimum=0, label="Reference view (world frame): number of the view, or click one above", elem_id="reference")
-                steps = gr.Slider(limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_DEFAULT, step=1, label="Steps K", info=K_HELP, elem_id="steps")
-                resolution = gr.Radio(list(limits.RESOLUTIONS), value=limits.RESOLUTION_DEFAULT, label="Resolution (longest side, px)", info="504 is what DVLT was trained at; lower is faster.")
+                preview_gallery = gr.Gallery(
+                    label="Views to use (click one to make it the reference)",
+                    columns=4,
+                    height=220,
+                    allow_preview=False,
+                    elem_id="preview",
+                )
+                reference = gr.Number(
+                    0,
+                    precision=0,
+                    minimum=0,
+                    label="Reference view (world frame): number of the view, or click one above",
+                    elem_id="reference",
+                )
+                steps = gr.Slider(
+                    limits.STEPS_MIN,
+                    limits.STEPS_MAX,
+                    value=limits.STEPS_DEFAULT,
+                    step=1,
+                    label="Steps K",
+                    info=K_HELP,
+                    elem_id="steps",
+                )
+                resolution = gr.Radio(
+                    list(limits.RESOLUTIONS),
+                    value=limits.RESOLUTION_DEFAULT,
+                    label="Resolution (longest side, px)",
+                    info="504 is what DVLT was trained at; lower is faster.",
+                )
                 estimate = gr.Markdown(elem_id="estimate")
                 run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
                 gr.Markdown(LIMITS_LINE)
             with gr.Column(scale=6):
                 with gr.Tabs():
                     with gr.Tab("3D scene"):
-                        scene = gr.Model3D(label="Point cloud and cameras (drag to orbit)", height=520, clear_color=(0.96, 0.96, 0.96, 1.0), elem_id="scene")
+                        scene = gr.Model3D(
+                            label="Point cloud and cameras (drag to orbit)",
+                            height=520,
+                            clear_color=(0.96, 0.96, 0.96, 1.0),
+                            elem_id="scene",
+                        )
                         scene_info = gr.Markdown(elem_id="scene-info")
                         run_info = gr.Markdown(elem_id="run-info")
                         with gr.Accordion("Display (re-renders instantly, no new model run)", open=True):
-                            conf = gr.Slider(0, 95, value=limits.CONF_PERCENTILE_DEFAULT, step=1, label="Hide the least confident % of points", elem_id="conf")
-                            max_points = gr.Slider(10_000, limits.POINTS_MAX, value=limits.POINTS_DEFAULT, step=10_000, label="Point budget")
+                            conf = gr.Slider(
+                                0,
+                                95,
+                                value=limits.CONF_PERCENTILE_DEFAULT,
+                                step=1,
+                                label="Hide the least confident % of points",
+                                elem_id="conf",
+                            )
+                            max_points = gr.Slider(
+                                10_000,
+                                limits.POINTS_MAX,
+                                value=limits.POINTS_DEFAULT,
+                                step=10_000,
+                                label="Point budget",
+                            )
                             with gr.Row():
                                 show_cameras = gr.Checkbox(True, label="Show cameras")
                                 mask_black = gr.Checkbox(False, label="Hide black background")
                                 mask_white = gr.Checkbox(False, label="Hide white background")
                             views = gr.CheckboxGroup([], label="Views to include")
-                        downloads = gr.File(label="Downloads: GLB scene and raw predictions (.npz)", file_count="multiple", elem_id="downloads")
+                        downloads = gr.File(
+                            label="Downloads: GLB scene and raw predictions (.npz)",
+                            file_count="multiple",
+                            elem_id="downloads",
+                        )
                         with gr.Row():
-                            fmt = gr.Dropdown(list(studio.DOWNLOAD_FORMATS), value="COLMAP model (zip)", label="Download for…")
+                            fmt = gr.Dropdown(
+                                list(studio.DOWNLOAD_FORMATS), value="COLMAP model (zip)", label="Download for…"
+                            )
                             fmt_button = gr.Button("Prepare download")
                         fmt_file = gr.File(label="Export", elem_id="export-file")
                     with gr.Tab("Depth & confidence"):
                         legend = gr.Image(label="Depth colour scale", interactive=False, height=90, elem_id="legend")
-                        depth_gallery = gr.Gallery(label="Per view: input | depth | confidence", columns=1, height="auto", object_fit="contain", elem_id="depth-gallery")
+                        depth_gallery = gr.Gallery(
+                            label="Per view: input | depth | confidence",
+                            columns=1,
+                            height="auto",
+                            object_fit="contain",
+                            elem_id="depth-gallery",
+                        )
                     with gr.Tab("Compare K"):
-                        gr.Markdown("Run the same views with two step counts and see what more compute buys: the time of each and how far each view's depth moved.")
+                        gr.Markdown(
+                            "Run the same views with two step counts and see what more compute buys: "
+                            "the time of each and how far each view's depth moved."
+                        )
                         with gr.Row():
-                            steps_a = gr.Slider(limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_MIN, step=1, label="K (first)")
-                            steps_b = gr.Slider(limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_MAX, step=1, label="K (second)")
+                            steps_a = gr.Slider(
+                                limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_MIN, step=1, label="K (first)"
+                            )
+                            steps_b = gr.Slider(
+                                limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_MAX, step=1, label="K (second)"
+                            )
                         compare_button = gr.Button("Compare")
                         compare_table = gr.Markdown()
                         compare_gallery = gr.Gallery(label="Depth change per view", columns=2, height="auto")
@@ -241,7 +364,12 @@ def build_demo() -> gr.Blocks:
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
         for trigger in (files.change, mode.change, fps.release, count.release):
-            trigger(preview, [*sampling_inputs, resolution, steps], [preview_gallery, views_info, reference, estimate, sizes_state], api_visibility="private")
+            trigger(
+                preview,
+                [*sampling_inputs, resolution, steps],
+                [preview_gallery, views_info, reference, estimate, sizes_state],
+                api_visibility="private",
+            )
         for trigger in (steps.release, resolution.change):
             trigger(refresh_estimate, [sizes_state, resolution, steps], estimate, api_visibility="private")
         preview_gallery.select(pick_reference, None, reference, api_visibility="private")
@@ -258,13 +386,22 @@ def build_demo() -> gr.Blocks:
             trigger(rerender, [rec_state, *display], [scene, scene_info, downloads], api_visibility="private")
         fmt_button.click(download_for, [rec_state, fmt, *display], fmt_file, api_name="download")
         compare_button.click(
-            compare, [*sampling_inputs, reference, steps_a, steps_b, resolution], [compare_table, compare_gallery],
-            api_name="compare_k", concurrency_limit=1, concurrency_id="model",
+            compare,
+            [*sampling_inputs, reference, steps_a, steps_b, resolution],
+            [compare_table, compare_gallery],
+            api_name="compare_k",
+            concurrency_limit=1,
+            concurrency_id="model",
         )
         gr.Examples(
             examples=[
                 [[os.path.join(EXAMPLES, "aloe", "aloeL.jpg"), os.path.join(EXAMPLES, "aloe", "aloeR.jpg")]],
-                [[os.path.join(EXAMPLES, "rubberwhale", "rubberwhale1.png"), os.path.join(EXAMPLES, "rubberwhale", "rubberwhale2.png")]],
+                [
+                    [
+                        os.path.join(EXAMPLES, "rubberwhale", "rubberwhale1.png"),
+                        os.path.join(EXAMPLES, "rubberwhale", "rubberwhale2.png"),
+                    ]
+                ],
                 [[os.path.join(EXAMPLES, "box.mp4")]],
             ],
             example_labels=["Aloe stereo pair", "Rubber whale pair", "Box clip (video)"],

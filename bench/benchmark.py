@@ -62,7 +62,7 @@ class PeakMemory:
             self.peak = max(self.peak, self.rss())
             time.sleep(0.005)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         else:
@@ -116,7 +116,13 @@ def median_request(model: DVLT, views: int, size: int, steps: int, repeats: int,
     while len(runs) < repeats and runs[0]["times"]["total"] < 20:
         runs.append(one_request(model, views, size, steps, workdir))
     times = {key: statistics.median(run["times"][key] for run in runs) for key in runs[0]["times"]}
-    return {"times": times, "memory": max(r["memory"] for r in runs), "points": runs[0]["points"], "hw": runs[0]["hw"], "n": len(runs)}
+    return {
+        "times": times,
+        "memory": max(r["memory"] for r in runs),
+        "points": runs[0]["points"],
+        "hw": runs[0]["hw"],
+        "n": len(runs),
+    }
 
 
 def model_only(model: DVLT, views: int, height: int, width: int, steps: int, repeats: int) -> float:
@@ -141,7 +147,11 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0))
-    native = "AMX-BF16" if "amx_bf16" in cpu_flags() else ("AVX512-BF16" if "avx512_bf16" in cpu_flags() else "no native bf16")
+    native = (
+        "AMX-BF16"
+        if "amx_bf16" in cpu_flags()
+        else ("AVX512-BF16" if "avx512_bf16" in cpu_flags() else "no native bf16")
+    )
     text = f"{name}, {cores} cores ({native}), {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB RAM"
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
@@ -166,35 +176,57 @@ def main() -> None:
     model = build_model(args.precision, args.device)
     device = model.device
     precision = "bf16" if model.compute_dtype() == torch.bfloat16 else "fp32"
-    views_grid, sizes, steps_grid = ([1, 2, 4], [252], [8, 12]) if args.quick else ([1, 2, 4, 8, 16], [252, 504], [8, 12, 16])
+    views_grid, sizes, steps_grid = (
+        ([1, 2, 4], [252], [8, 12]) if args.quick else ([1, 2, 4, 8, 16], [252, 504], [8, 12, 16])
+    )
     lines = [f"Machine: {machine()}. Date: {datetime.date.today()}.", ""]
 
     lines += [f"### End-to-end request ({device.type}, {precision})", ""]
-    lines += ["| views | longest side | H×W | K | decode s | preprocess s | model s | scene s | total s | scene share | peak mem GiB | points | n |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| views | longest side | H×W | K | decode s | preprocess s | model s | scene s "
+        "| total s | scene share | peak mem GiB | points | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for views in views_grid:
             for size in sizes:
                 for steps in steps_grid:
                     r = median_request(model, views, size, steps, args.repeats, Path(tmp))
                     t = r["times"]
-                    row = (f"| {views} | {size} | {r['hw'][0]}×{r['hw'][1]} | {steps} | {t['decode']:.2f} | {t['preprocess']:.2f} | {t['model']:.2f} | "
-                           f"{t['scene']:.2f} | {t['total']:.2f} | {100 * t['scene'] / t['total']:.1f} % | {r['memory']:.2f} | {r['points']:,} | {r['n']} |")
+                    row = (
+                        f"| {views} | {size} | {r['hw'][0]}×{r['hw'][1]} | {steps} | {t['decode']:.2f} "
+                        f"| {t['preprocess']:.2f} | {t['model']:.2f} | "
+                        f"{t['scene']:.2f} | {t['total']:.2f} | {100 * t['scene'] / t['total']:.1f} % "
+                        f"| {r['memory']:.2f} | {r['points']:,} | {r['n']} |"
+                    )
                     print(row, flush=True)
                     lines.append(row)
 
     if device.type == "cpu":
-        lines += ["", "### Model only vs the reference implementation (same CPU, median of 3)", "",
-                  "| views | H×W | K | reference fp32 s | ours fp32 s | ours bf16 s |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "### Model only vs the reference implementation (same CPU, median of 3)",
+            "",
+            "| views | H×W | K | reference fp32 s | ours fp32 s | ours bf16 s |",
+            "|---|---|---|---|---|---|",
+        ]
         fp32, bf16 = build_model("fp32", "cpu"), build_model("bf16", "cpu")
         for (views, height, width, steps), reference in REFERENCE.items():
-            row = (f"| {views} | {height}×{width} | {steps} | {reference:.2f} | {model_only(fp32, views, height, width, steps, 3):.2f} | "
-                   f"{model_only(bf16, views, height, width, steps, 3):.2f} |")
+            row = (
+                f"| {views} | {height}×{width} | {steps} | {reference:.2f} "
+                f"| {model_only(fp32, views, height, width, steps, 3):.2f} | "
+                f"{model_only(bf16, views, height, width, steps, 3):.2f} |"
+            )
             print(row, flush=True)
             lines.append(row)
     else:
-        lines += ["", "### GPU: model only, 504 px (378×504), decoding in chunks of 16 views", "",
-                  "| views | K | seconds | peak CUDA GiB |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "### GPU: model only, 504 px (378×504), decoding in chunks of 16 views",
+            "",
+            "| views | K | seconds | peak CUDA GiB |",
+            "|---|---|---|---|",
+        ]
         gpu = build_model(args.precision, args.device, chunk=16)
         for views in (1, 8, 32, 64, 100, 200):
             for steps in (8, 12, 16):

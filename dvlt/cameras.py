@@ -26,7 +26,7 @@ class Cameras:
     height: int
 
     @classmethod
-    def from_matrices(cls, c2w: Tensor, intrinsics: Tensor, height: int, width: int) -> "Cameras":
+    def from_matrices(cls, c2w: Tensor, intrinsics: Tensor, height: int, width: int) -> Cameras:
         """Build from (S, 3|4, 4) camera-to-world and (S, 3, 3) intrinsic matrices."""
         return cls(
             camera_to_worlds=c2w[:, :3, :],
@@ -41,11 +41,17 @@ class Cameras:
     def __len__(self) -> int:
         return self.camera_to_worlds.shape[0]
 
-    def __getitem__(self, index) -> "Cameras":
+    def __getitem__(self, index) -> Cameras:
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return Cameras(
-            self.camera_to_worlds[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index], self.width, self.height
+            self.camera_to_worlds[index],
+            self.fx[index],
+            self.fy[index],
+            self.cx[index],
+            self.cy[index],
+            self.width,
+            self.height,
         )
 
     def get_intrinsics_matrices(self) -> Tensor:
@@ -62,8 +68,13 @@ class Cameras:
         Rt = R.transpose(1, 2)
         return torch.cat((Rt, -Rt @ t), dim=2)
 
-    def to(self, device: torch.device | str) -> "Cameras":
+    def to(self, device: torch.device | str) -> Cameras:
         return Cameras(
-            self.camera_to_worlds.to(device), self.fx.to(device), self.fy.to(device), self.cx.to(device), self.cy.to(device),
-            self.width, self.height,
+            self.camera_to_worlds.to(device),
+            self.fx.to(device),
+            self.fy.to(device),
+            self.cx.to(device),
+            self.cy.to(device),
+            self.width,
+            self.height,
         )

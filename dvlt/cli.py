@@ -13,8 +13,8 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tqdm import tqdm
 
@@ -43,29 +43,92 @@ def expand_input(text: str) -> tuple[str, str | list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dvlt", description="DVLT: photos or a video in, cameras, depth and 3D points out.")
+    parser = argparse.ArgumentParser(
+        prog="python -m dvlt", description="DVLT: photos or a video in, cameras, depth and 3D points out."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     rec = commands.add_parser(
         "reconstruct",
         help="reconstruct one or more inputs",
         description="Reconstruct each INPUT separately and write the chosen formats to OUT/<input name>/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="formats:\n" + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items()) + "\n  all         every format above",
+        epilog="formats:\n"
+        + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
+        + "\n  all         every format above",
     )
-    rec.add_argument("inputs", nargs="+", metavar="INPUT", help='a folder of photos, a video, one photo, a .txt list of photo paths, or a quoted glob ("shots/*.jpg")')
-    rec.add_argument("--out", required=True, type=Path, help="output folder; each input gets a sub-folder named after it")
-    rec.add_argument("--steps", type=int, default=limits.STEPS_DEFAULT, help=f"loop steps K: more is slower and finer (validated {limits.STEPS_MIN}-{limits.STEPS_MAX}, default %(default)s)")
-    rec.add_argument("--formats", default="glb,ply,npz", help="comma-separated formats (see below) or 'all' (default %(default)s)")
-    rec.add_argument("--fps", type=float, default=limits.FPS_DEFAULT, help="frames sampled per second of video (default %(default)s)")
-    rec.add_argument("--num-frames", type=int, default=None, help="instead of --fps: this many frames evenly spaced over each video")
-    rec.add_argument("--max-frames", type=int, default=32, help="at most this many views per input; videos are thinned evenly, photo sets above it are refused (default %(default)s)")
-    rec.add_argument("--checkpoint", default=DEFAULT_REPO, help="Hub repo id, local folder, .safetensors file or URL (default %(default)s)")
-    rec.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs; auto picks CUDA when present (default %(default)s)")
-    rec.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 on GPUs and on CPUs with fast bf16, else fp32 (default %(default)s)")
-    rec.add_argument("--img-size", type=int, default=limits.RESOLUTION_DEFAULT, help="longest image side given to the model, multiple of 14 (default %(default)s, as trained)")
-    rec.add_argument("--conf-percentile", type=float, default=limits.CONF_PERCENTILE_DEFAULT, help="drop points below this confidence percentile (0-100, default %(default)s)")
-    rec.add_argument("--max-points", type=int, default=limits.POINTS_DEFAULT, help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)")
-    rec.add_argument("--mask-background", choices=("none", "black", "white", "both"), default="none", help="drop near-black and/or near-white pixels (studio backgrounds)")
+    rec.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help='a folder of photos, a video, one photo, a .txt list of photo paths, or a quoted glob ("shots/*.jpg")',
+    )
+    rec.add_argument(
+        "--out", required=True, type=Path, help="output folder; each input gets a sub-folder named after it"
+    )
+    rec.add_argument(
+        "--steps",
+        type=int,
+        default=limits.STEPS_DEFAULT,
+        help=f"loop steps K: more is slower and finer "
+        f"(validated {limits.STEPS_MIN}-{limits.STEPS_MAX}, default %(default)s)",
+    )
+    rec.add_argument(
+        "--formats", default="glb,ply,npz", help="comma-separated formats (see below) or 'all' (default %(default)s)"
+    )
+    rec.add_argument(
+        "--fps", type=float, default=limits.FPS_DEFAULT, help="frames sampled per second of video (default %(default)s)"
+    )
+    rec.add_argument(
+        "--num-frames", type=int, default=None, help="instead of --fps: this many frames evenly spaced over each video"
+    )
+    rec.add_argument(
+        "--max-frames",
+        type=int,
+        default=32,
+        help="at most this many views per input; videos are thinned evenly, "
+        "photo sets above it are refused (default %(default)s)",
+    )
+    rec.add_argument(
+        "--checkpoint",
+        default=DEFAULT_REPO,
+        help="Hub repo id, local folder, .safetensors file or URL (default %(default)s)",
+    )
+    rec.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the model runs; auto picks CUDA when present (default %(default)s)",
+    )
+    rec.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 on GPUs and on CPUs with fast bf16, else fp32 (default %(default)s)",
+    )
+    rec.add_argument(
+        "--img-size",
+        type=int,
+        default=limits.RESOLUTION_DEFAULT,
+        help="longest image side given to the model, multiple of 14 (default %(default)s, as trained)",
+    )
+    rec.add_argument(
+        "--conf-percentile",
+        type=float,
+        default=limits.CONF_PERCENTILE_DEFAULT,
+        help="drop points below this confidence percentile (0-100, default %(default)s)",
+    )
+    rec.add_argument(
+        "--max-points",
+        type=int,
+        default=limits.POINTS_DEFAULT,
+        help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)",
+    )
+    rec.add_argument(
+        "--mask-background",
+        choices=("none", "black", "white", "both"),
+        default="none",
+        help="drop near-black and/or near-white pixels (studio backgrounds)",
+    )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -107,7 +170,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         try:
             name, source = expand_input(text)
             _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
-            with tqdm(total=100, desc=f"{name} ({len(frames)} views, K={args.steps})", unit="%", disable=not show, leave=True) as bar:
+            with tqdm(
+                total=100, desc=f"{name} ({len(frames)} views, K={args.steps})", unit="%", disable=not show, leave=True
+            ) as bar:
 
                 def progress(fraction: float, message: str) -> None:
                     bar.set_postfix_str(message, refresh=False)
@@ -117,7 +182,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                 rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
                 written = export_all(rec, args.out / name, args.formats, options)
             if show:
-                tqdm.write(f"{name}: {len(frames)} views in {time.perf_counter() - start:.1f} s -> " + ", ".join(str(p) for p in written.values()))
+                tqdm.write(
+                    f"{name}: {len(frames)} views in {time.perf_counter() - start:.1f} s -> "
+                    + ", ".join(str(p) for p in written.values())
+                )
         except (DVLTError, OSError, ValueError) as error:
             failures.append(f"{text}: {error}")
             print(f"error: {text}: {error}", file=sys.stderr)
@@ -138,3 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point (`dvlt ...`): exit with main()'s status."""
+    sys.exit(main())

@@ -57,7 +57,9 @@ def network_flops(views: int, height: int, width: int, steps: int) -> float:
     return encoder + loop + decoders + ray_head + views * depth_head_flops(height, width)
 
 
-def peak_memory_bytes(views: int, height: int, width: int, dtype_bytes: int, chunk_views: int = CFG.decode_chunk_views) -> float:
+def peak_memory_bytes(
+    views: int, height: int, width: int, dtype_bytes: int, chunk_views: int = CFG.decode_chunk_views
+) -> float:
     """Rough peak working memory: weights + loop activations + one decoder chunk + outputs."""
     patches = (height // CFG.patch_size) * (width // CFG.patch_size)
     tokens = views * (patches + CFG.special_tokens)
@@ -95,7 +97,9 @@ class Estimator:
         memory = peak_memory_bytes(views, height, width, 2 if precision == "bf16" else 4)
         return Estimate(seconds, memory / 2**30, flops / 1e12)
 
-    def observe(self, views: int, height: int, width: int, steps: int, device: str, precision: str, model_seconds: float) -> None:
+    def observe(
+        self, views: int, height: int, width: int, steps: int, device: str, precision: str, model_seconds: float
+    ) -> None:
         """Blend a measured model time into the throughput for this device and precision."""
         if model_seconds <= 0:
             return

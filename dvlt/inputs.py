@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -78,17 +78,22 @@ def open_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(f"{name} is too large to decode safely ({error}).") from None
     except (UnidentifiedImageError, OSError) as error:
-        raise UnsupportedFileError(f"{name} is not an image we can read ({type(error).__name__}). Use JPEG, PNG, WebP, BMP, TIFF or HEIC.") from None
+        raise UnsupportedFileError(
+            f"{name} is not an image we can read ({type(error).__name__}). Use JPEG, PNG, WebP, BMP, TIFF or HEIC."
+        ) from None
     pixels = image.width * image.height
     if pixels > max_pixels:
         raise ImageTooLargeError(
-            f"{name} is {image.width}x{image.height} ({pixels / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP. Downscale it first."
+            f"{name} is {image.width}x{image.height} ({pixels / 1e6:.0f} MP); "
+            f"the limit is {max_pixels / 1e6:.0f} MP. Downscale it first."
         )
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError) as error:
-        raise UnsupportedFileError(f"{name} could not be decoded: the file is truncated or corrupt ({error}).") from None
+        raise UnsupportedFileError(
+            f"{name} could not be decoded: the file is truncated or corrupt ({error})."
+        ) from None
     return to_rgb(image)
 
 
@@ -176,7 +181,9 @@ def expand_sources(source: PathLike | Sequence[PathLike]) -> tuple[str, list[Pat
         if path.is_dir():
             files = list_directory(path)
             if not files:
-                raise EmptyInputError(f"Folder {path} has no images or videos (looked for {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))}).")
+                raise EmptyInputError(
+                    f"Folder {path} has no images or videos (looked for {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})."
+                )
             return path.name, files
         if not path.exists():
             raise UnsupportedFileError(f"{path}: no such file or folder.")
@@ -234,5 +241,7 @@ def load_sequence(
     if not frames:
         raise EmptyInputError(f"No frames found in {name}.")
     if max_frames is not None and len(frames) > max_frames:
-        raise TooManyFramesError(f"{len(frames)} views, but the limit is {max_frames}. Use fewer photos or a lower frame rate.")
+        raise TooManyFramesError(
+            f"{len(frames)} views, but the limit is {max_frames}. Use fewer photos or a lower frame rate."
+        )
     return name, frames

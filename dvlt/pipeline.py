@@ -8,9 +8,7 @@ to its original photo.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,90 +18,13 @@ from .errors import TooManyFramesError
 from .geometry import unproject_depth
 from .inputs import frame_names
 from .model import DVLT
-from .preprocess import ViewTransform, preprocess_images
+from .preprocess import preprocess_images
+from .records import Reconstruction
 
 # progress(fraction in [0, 1], message)
 Progress = Callable[[float, str], None]
 
 STAGE_SPANS = {"encode": (0.05, 0.25), "loop": (0.25, 0.8), "decode": (0.8, 0.95)}
-
-
-@dataclass
-class Reconstruction:
-    """Everything predicted for one set of views, on the model's (H, W) canvas.
-
-    points: depth un-projected through the fitted cameras at pixel centres (the
-    convention of the predicted rays and of COLMAP); c2w: OpenCV camera-to-world,
-    view 0 = world frame.
-    """
-
-    name: str
-    images: np.ndarray  # (S, H, W, 3) uint8, the model's input
-    valid: np.ndarray  # (S, H, W) bool, False on padding
-    depth: np.ndarray  # (S, H, W) float32
-    confidence: np.ndarray  # (S, H, W) float32, >= 1
-    points: np.ndarray  # (S, H, W, 3) float32
-    c2w: np.ndarray  # (S, 3, 4) float64
-    intrinsics: np.ndarray  # (S, 3, 3) float64
-    transforms: list[ViewTransform]
-    steps: int
-    names: list[str] = field(default_factory=list)  # one unique file name per view
-    seconds: dict[str, float] = field(default_factory=dict)
-    originals: list[Image.Image] | None = None  # full-resolution frames, for exports that copy images
-
-    @property
-    def num_views(self) -> int:
-        return self.depth.shape[0]
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(H, W) of the model canvas."""
-        return self.depth.shape[1], self.depth.shape[2]
-
-    def to_npz(self, path: str | Path) -> Path:
-        """Raw predictions + cameras + preprocessing geometry in one compressed .npz."""
-        path = Path(path)
-        np.savez_compressed(
-            path,
-            images=self.images,
-            valid_pixels=self.valid,
-            depth=self.depth,
-            depth_conf=self.confidence,
-            world_points=self.points,
-            extrinsics_c2w=self.c2w,
-            intrinsics=self.intrinsics,
-            original_sizes=np.array([t.original_size for t in self.transforms]),
-            resized_sizes=np.array([t.resized_size for t in self.transforms]),
-            crops=np.array([t.crop for t in self.transforms]),
-            pads=np.array([t.pad for t in self.transforms]),
-            valid_sizes=np.array([t.valid_size for t in self.transforms]),
-            steps=np.array(self.steps),
-            name=np.array(self.name),
-            names=np.array(self.names),
-        )
-        return path
-
-    @classmethod
-    def from_npz(cls, path: str | Path) -> "Reconstruction":
-        """Read back what `to_npz` wrote (without the original photos)."""
-        data = np.load(path)
-        transforms = [
-            ViewTransform(tuple(o), tuple(r), tuple(c), tuple(p), tuple(v))
-            for o, r, c, p, v in zip(data["original_sizes"], data["resized_sizes"], data["crops"], data["pads"], data["valid_sizes"])
-        ]
-        return cls(
-            name=str(data["name"]),
-            images=data["images"],
-            valid=data["valid_pixels"],
-            depth=data["depth"],
-            confidence=data["depth_conf"],
-            points=data["world_points"],
-            c2w=data["extrinsics_c2w"],
-            intrinsics=data["intrinsics"],
-            transforms=transforms,
-            steps=int(data["steps"]),
-            names=[str(n) for n in data["names"]],
-        )
 
 
 def model_progress(progress: Progress | None):
@@ -113,7 +34,11 @@ def model_progress(progress: Progress | None):
 
     def hook(stage: str, done: int, total: int) -> None:
         start, end = STAGE_SPANS[stage]
-        label = {"encode": "Encoding views", "loop": f"Refining: step {done}/{total}", "decode": "Decoding depth and rays"}[stage]
+        label = {
+            "encode": "Encoding views",
+            "loop": f"Refining: step {done}/{total}",
+            "decode": "Decoding depth and rays",
+        }[stage]
         progress(start + (end - start) * done / max(total, 1), label)
 
     return hook
@@ -130,12 +55,17 @@ def reconstruct(
 ) -> Reconstruction:
     """Run DVLT on RGB frames (the first is the reference view) and package the result."""
     if max_views is not None and len(frames) > max_views:
-        raise TooManyFramesError(f"{len(frames)} views, but the limit here is {max_views}. Use fewer photos or sample the video more sparsely.")
+        raise TooManyFramesError(
+            f"{len(frames)} views, but the limit here is {max_views}. "
+            "Use fewer photos or sample the video more sparsely."
+        )
     report = progress or (lambda fraction, message: None)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     report(0.0, "Preprocessing")
-    batch = preprocess_images(frames, img_size=img_size or model.img_size, patch_size=model.patch_size, device=model.device)
+    batch = preprocess_images(
+        frames, img_size=img_size or model.img_size, patch_size=model.patch_size, device=model.device
+    )
     seconds["preprocess"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -9,8 +9,7 @@ mapping so results can be taken back to the original photo's pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,43 +17,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import EmptyInputError, MixedSizesError
+from .records import ViewTransform
 
 
-@dataclass(frozen=True)
-class ViewTransform:
-    """How one original image maps onto the model's (height, width) canvas.
-
-    canvas coordinate = (original coordinate * scale) - crop + pad, per axis,
-    in continuous pixel coordinates (pixel i spans [i, i+1)).
-    """
-
-    original_size: tuple[int, int]  # (h, w) of the photo
-    resized_size: tuple[int, int]  # (h, w) after the resize
-    crop: tuple[int, int]  # (top, left) removed after the resize
-    pad: tuple[int, int]  # (top, left) added on the canvas
-    valid_size: tuple[int, int]  # (h, w) of real pixels on the canvas
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        """(sy, sx): resized / original along each axis (they differ slightly from rounding)."""
-        return self.resized_size[0] / self.original_size[0], self.resized_size[1] / self.original_size[1]
-
-    def canvas_to_original(self, xy: np.ndarray) -> np.ndarray:
-        """(..., 2) canvas (x, y) -> original photo (x, y)."""
-        sy, sx = self.scale
-        offset = np.array([self.crop[1] - self.pad[1], self.crop[0] - self.pad[0]], dtype=np.float64)
-        return (np.asarray(xy, dtype=np.float64) + offset) / np.array([sx, sy])
-
-    def intrinsics_to_original(self, K: np.ndarray) -> np.ndarray:
-        """3x3 canvas intrinsics -> intrinsics of the original photo."""
-        sy, sx = self.scale
-        out = np.array(K, dtype=np.float64)
-        out[0, 0], out[1, 1] = K[0, 0] / sx, K[1, 1] / sy
-        out[:2, 2] = self.canvas_to_original(np.array([K[0, 2], K[1, 2]]))
-        return out
-
-
-def fitted_size(height: int, width: int, img_size: int, patch_size: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+def fitted_size(
+    height: int, width: int, img_size: int, patch_size: int
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """(resized (h, w), cropped (h, w), crop (top, left)) for an image of height x width."""
     scale = img_size / max(height, width)
     new_h, new_w = int(round(height * scale)), int(round(width * scale))
@@ -99,7 +67,9 @@ def preprocess_images(
     canvas_w = max(t.shape[2] for t in tensors)
     if not allow_mixed_sizes and any(t.shape[1:] != (canvas_h, canvas_w) for t in tensors):
         shapes = sorted({f"{t.shape[2]}x{t.shape[1]}" for t in tensors})
-        raise MixedSizesError(f"Views have different sizes after resizing ({', '.join(shapes)}); use photos of one size and orientation.")
+        raise MixedSizesError(
+            f"Views have different sizes after resizing ({', '.join(shapes)}); use photos of one size and orientation."
+        )
 
     images, valid, view_transforms = [], [], []
     for image, (original, resized, crop) in zip(tensors, transforms):

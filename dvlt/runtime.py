@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import time
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pipeline import Reconstruction
+from .records import Reconstruction
 
 # glTF is y-up with cameras looking down -z; OpenCV is y-down looking down +z.
 OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])

@@ -12,9 +12,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -31,7 +31,12 @@ from .preprocess import canvas_size
 from .scene import SceneOptions, select_points
 from .visual import depth_change, gallery, legend, shared_range
 
-DOWNLOAD_FORMATS = {"GLB scene": "glb", "PLY point cloud": "ply", "COLMAP model (zip)": "colmap", "nerfstudio / 3DGS (zip)": "nerfstudio"}
+DOWNLOAD_FORMATS = {
+    "GLB scene": "glb",
+    "PLY point cloud": "ply",
+    "COLMAP model (zip)": "colmap",
+    "nerfstudio / 3DGS (zip)": "nerfstudio",
+}
 OUTPUT_MAX_AGE_S = 2 * 3600
 
 
@@ -107,7 +112,9 @@ def decode_uploads(paths: Sequence[str] | None, sampling: Sampling, max_views: i
     if sampling.mode == "fps" and not 0 < sampling.fps <= limits.FPS_MAX:
         raise InputError(f"Frames per second must be between 0 and {limits.FPS_MAX:g}.")
     count = sampling.count if sampling.mode == "count" else None
-    _, frames = load_sequence(paths, fps=sampling.fps, num_frames=count, max_frames=max_views, max_pixels=limits.MAX_IMAGE_PIXELS)
+    _, frames = load_sequence(
+        paths, fps=sampling.fps, num_frames=count, max_frames=max_views, max_pixels=limits.MAX_IMAGE_PIXELS
+    )
     return frames
 
 
@@ -150,7 +157,9 @@ def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
     return [(frame.height, frame.width) for frame in frames]
 
 
-def estimate_for(estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str) -> tuple[Estimate, str]:
+def estimate_for(
+    estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str
+) -> tuple[Estimate, str]:
     """Time/memory estimate and its one-line description for views of these (height, width) sizes."""
     height, width = canvas_size(sizes, resolution, 14)
     estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
@@ -158,7 +167,9 @@ def estimate_for(estimator: Estimator, sizes: Sequence[tuple[int, int]], resolut
     return estimate, estimate.describe(len(sizes), height, width, steps, where)
 
 
-def run_model(model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None) -> Reconstruction:
+def run_model(
+    model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None
+) -> Reconstruction:
     """Check K and resolution, then reconstruct (the first frame is the reference)."""
     if not limits.STEPS_MIN <= int(steps) <= limits.STEPS_MAX:
         raise InputError(f"K must be between {limits.STEPS_MIN} and {limits.STEPS_MAX} here (got {steps}).")
@@ -169,7 +180,14 @@ def run_model(model: DVLT, frames: Sequence[Image.Image], steps: int, resolution
     return reconstruct(model, frames, steps=int(steps), img_size=int(resolution), name="scene", progress=progress)
 
 
-def scene_options(conf_percentile: float, show_cameras: bool, views: Sequence[int | str] | None, max_points: int, mask_black: bool, mask_white: bool) -> SceneOptions:
+def scene_options(
+    conf_percentile: float,
+    show_cameras: bool,
+    views: Sequence[int | str] | None,
+    max_points: int,
+    mask_black: bool,
+    mask_white: bool,
+) -> SceneOptions:
     """SceneOptions from UI values (views may arrive as 'view 3' labels or ints)."""
     chosen = None if views is None else tuple(sorted(int(str(v).split()[-1]) for v in views))
     return SceneOptions(
@@ -187,7 +205,8 @@ def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) ->
     start = time.perf_counter()
     stats = write_glb(rec, directory / f"scene-{uuid.uuid4().hex[:8]}.glb", options)
     took = time.perf_counter() - start
-    info = f"**GLB {human_size(stats.bytes)}** · {stats.points:,} points · {stats.cameras} camera{'s' if stats.cameras != 1 else ''} · built in {took:.2f} s"
+    cameras = f"{stats.cameras} camera{'s' if stats.cameras != 1 else ''}"
+    info = f"**GLB {human_size(stats.bytes)}** · {stats.points:,} points · {cameras} · built in {took:.2f} s"
     return stats.path, info
 
 
@@ -199,7 +218,10 @@ def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.
 
 def run_summary(rec: Reconstruction, estimate_line: str | None = None) -> str:
     """Markdown line with the timings of a run."""
-    parts = [f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}", f"model {rec.seconds.get('model', 0):.1f} s"]
+    parts = [
+        f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}",
+        f"model {rec.seconds.get('model', 0):.1f} s",
+    ]
     total = sum(rec.seconds.values())
     parts.append(f"total {total:.1f} s")
     return " · ".join(parts) + (f"  \n_Estimate was: {estimate_line}_" if estimate_line else "")
@@ -215,7 +237,10 @@ def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, li
         f"\n\nChange maps: |depth(K={second.steps}) − depth(K={first.steps})| / depth(K={first.steps}), "
         "blue = unchanged, red = 10 % or more."
     )
-    captions = [(image, f"view {view}: {percent:.2f} % mean change") for view, (image, percent) in enumerate(zip(maps, percents))]
+    captions = [
+        (image, f"view {view}: {percent:.2f} % mean change")
+        for view, (image, percent) in enumerate(zip(maps, percents))
+    ]
     return "\n".join(rows) + note, captions
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .pipeline import Reconstruction
+from .records import Reconstruction
 
 # A turbo-like ramp (dark blue -> cyan -> green -> yellow -> red), 9 anchors interpolated linearly.
 RAMP = np.array(
-    [[48, 18, 59], [70, 107, 227], [40, 188, 235], [50, 241, 151], [164, 252, 60], [237, 208, 58], [251, 128, 34], [210, 49, 5], [122, 4, 3]],
+    [
+        [48, 18, 59],
+        [70, 107, 227],
+        [40, 188, 235],
+        [50, 241, 151],
+        [164, 252, 60],
+        [237, 208, 58],
+        [251, 128, 34],
+        [210, 49, 5],
+        [122, 4, 3],
+    ],
     dtype=np.float64,
 )
 INVALID_GREY = np.array([128, 128, 128], dtype=np.uint8)
@@ -35,7 +45,9 @@ def colorize(values: np.ndarray, low: float, high: float, table: np.ndarray = DE
     return table[np.nan_to_num(index).astype(np.int32)]
 
 
-def shared_range(values: np.ndarray, valid: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0) -> tuple[float, float]:
+def shared_range(
+    values: np.ndarray, valid: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0
+) -> tuple[float, float]:
     """Robust (low, high) over the valid pixels of all views together."""
     picked = values[valid & np.isfinite(values)]
     if picked.size == 0:
@@ -88,7 +100,9 @@ def gallery(rec: Reconstruction) -> list[tuple[np.ndarray, str]]:
             label += f" · {rec.names[index]}"
         valid_depth = rec.depth[index][rec.valid[index]]
         median = float(np.median(valid_depth)) if valid_depth.size else float("nan")
-        items.append((side_by_side([image, depth, conf]), f"{label} · input | depth | confidence · median depth {median:.3g}"))
+        items.append(
+            (side_by_side([image, depth, conf]), f"{label} · input | depth | confidence · median depth {median:.3g}")
+        )
     return items
 
 
@@ -99,7 +113,9 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def legend(near: float, far: float, width: int = 560, title: str = "depth (scene units; one scale for all views)") -> np.ndarray:
+def legend(
+    near: float, far: float, width: int = 560, title: str = "depth (scene units; one scale for all views)"
+) -> np.ndarray:
     """A colour bar from near (red) to far (blue) with five labelled ticks."""
     height, bar_top, bar_h = 74, 24, 18
     canvas = Image.new("RGB", (width, height), "white")
@@ -118,7 +134,9 @@ def legend(near: float, far: float, width: int = 560, title: str = "depth (scene
     return np.asarray(canvas)
 
 
-def depth_change(a: Reconstruction, b: Reconstruction, clip_percent: float = 10.0) -> tuple[list[float], list[np.ndarray]]:
+def depth_change(
+    a: Reconstruction, b: Reconstruction, clip_percent: float = 10.0
+) -> tuple[list[float], list[np.ndarray]]:
     """Per-view mean |depth_b - depth_a| / depth_a in percent, and change maps (0..clip_percent %)."""
     percents, maps = [], []
     for da, db, valid in zip(a.depth, b.depth, a.valid & b.valid):

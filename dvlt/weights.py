@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 import urllib.error
 import urllib.parse
@@ -54,7 +53,7 @@ def endpoint_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
             return True
     except urllib.error.HTTPError:
         return True  # it answered, even if with an error status
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError):
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError):
         return False
 
 
@@ -72,12 +71,14 @@ def resolve_hub_file(repo: str, filename: str = DEFAULT_FILENAME, revision: str 
 
     if _offline() or constants.HF_HUB_OFFLINE:
         raise CheckpointUnavailableError(
-            f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set. " + _fix_hint(repo, filename)
+            f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set. "
+            + _fix_hint(repo, filename)
         )
     endpoint = constants.ENDPOINT.rstrip("/")
     if not endpoint_reachable(endpoint):
         raise CheckpointUnavailableError(
-            f"{repo}/{filename} is not cached and {endpoint} cannot be reached (no network?). " + _fix_hint(repo, filename)
+            f"{repo}/{filename} is not cached and {endpoint} cannot be reached (no network?). "
+            + _fix_hint(repo, filename)
         )
     try:
         return Path(hf_hub_download(repo, filename, revision=revision, etag_timeout=PROBE_TIMEOUT_S))
@@ -86,7 +87,9 @@ def resolve_hub_file(repo: str, filename: str = DEFAULT_FILENAME, revision: str 
             f"The Hub has no {filename} in {repo!r} (or the repo is private/gated: log in with `hf auth login`)."
         ) from error
     except Exception as error:  # network failures mid-download
-        raise CheckpointUnavailableError(f"Downloading {repo}/{filename} failed: {error}. " + _fix_hint(repo, filename)) from error
+        raise CheckpointUnavailableError(
+            f"Downloading {repo}/{filename} failed: {error}. " + _fix_hint(repo, filename)
+        ) from error
 
 
 def download_url(url: str, cache_dir: Path | None = None) -> Path:
@@ -106,7 +109,7 @@ def download_url(url: str, cache_dir: Path | None = None) -> Path:
         if error.code == 404:
             raise CheckpointNotFoundError(f"{url} answered 404 Not Found: check the URL.") from error
         raise CheckpointUnavailableError(f"{url} answered HTTP {error.code}: {error.reason}.") from error
-    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as error:
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
         raise CheckpointUnavailableError(
             f"Could not download {url}: {getattr(error, 'reason', error)}. Check the address and your network, "
             "or download the file yourself and pass its local path."
@@ -114,7 +117,9 @@ def download_url(url: str, cache_dir: Path | None = None) -> Path:
     return target
 
 
-def resolve_checkpoint(source: str | os.PathLike = DEFAULT_REPO, filename: str = DEFAULT_FILENAME, revision: str | None = None) -> Path:
+def resolve_checkpoint(
+    source: str | os.PathLike = DEFAULT_REPO, filename: str = DEFAULT_FILENAME, revision: str | None = None
+) -> Path:
     """Local path of the weights file named by `source` (file, directory, URL or Hub repo id)."""
     text = os.fspath(source)
     path = Path(text).expanduser()
@@ -132,7 +137,8 @@ def resolve_checkpoint(source: str | os.PathLike = DEFAULT_REPO, filename: str =
     if REPO_ID.match(text) and not looks_like_file:
         return resolve_hub_file(text, filename, revision)
     raise CheckpointNotFoundError(
-        f"Checkpoint {text!r} not found: it is not an existing file or directory, an http(s) URL, or a Hub repo id like 'nvidia/dvlt'."
+        f"Checkpoint {text!r} not found: it is not an existing file or directory, an http(s) URL, "
+        "or a Hub repo id like 'nvidia/dvlt'."
     )
 
 
@@ -145,7 +151,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = load_file(str(path))
     except (SafetensorError, RuntimeError, OSError, ValueError) as error:
-        raise CheckpointMismatchError(f"{path} is not a readable checkpoint ({error}). Is the download complete?") from error
+        raise CheckpointMismatchError(
+            f"{path} is not a readable checkpoint ({error}). Is the download complete?"
+        ) from error
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointMismatchError(f"{path} does not hold a state dict of tensors.")
     if state and all(key.startswith("module.") for key in state):
@@ -158,7 +166,9 @@ def _sample(keys: list[str], count: int = 5) -> str:
     return shown + (f", ... ({len(keys) - count} more)" if len(keys) > count else "")
 
 
-def check_compatible(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], strict: bool, source: str) -> tuple[list[str], list[str]]:
+def check_compatible(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], strict: bool, source: str
+) -> tuple[list[str], list[str]]:
     """Compare a checkpoint with the model's state dict; raise on problems strict loading cannot accept.
 
     Returns (missing, unexpected). Shape mismatches always raise.

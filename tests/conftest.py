@@ -80,9 +80,15 @@ def known_scene() -> Reconstruction:
     images = np.random.default_rng(0).integers(0, 255, (views, height, width, 3), dtype=np.uint8)
     images[:, :10] = 0  # a black band, for background masking
     return Reconstruction(
-        name="known", images=images, valid=np.ones((views, height, width), bool), depth=depth.float().numpy(),
+        name="known",
+        images=images,
+        valid=np.ones((views, height, width), bool),
+        depth=depth.float().numpy(),
         confidence=np.linspace(1, 5, views * height * width, dtype=np.float32).reshape(views, height, width),
-        points=unproject_depth(depth, K, c2w, 0.5).float().numpy(), c2w=c2w.numpy(), intrinsics=K.numpy(), steps=12,
+        points=unproject_depth(depth, K, c2w, 0.5).float().numpy(),
+        c2w=c2w.numpy(),
+        intrinsics=K.numpy(),
+        steps=12,
         names=[f"cam{i}.png" for i in range(views)],
         transforms=[ViewTransform((height, width), (height, width), (0, 0), (0, 0), (height, width))] * views,
     )

@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import torch
+from conftest import ALOE, BOX, GOLDEN, ROOT
 from safetensors.torch import load_file
 
-from conftest import ALOE, BOX, GOLDEN, ROOT
 from dvlt import DVLT, InputError, StepsError, load_sequence, preprocess_images
 
 README = (ROOT / "README.md").read_text()

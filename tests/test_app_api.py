@@ -11,18 +11,28 @@ import urllib.request
 import numpy as np
 import pytest
 import trimesh
-from gradio_client import Client, handle_file
-from PIL import Image
-
 from app_server import free_port
 from conftest import ALOE, BOX, ROOT, WHALE, write_frameless_video
+from gradio_client import Client, handle_file
+from PIL import Image
 
 FAST = {"resolution": 252, "steps": 8}
 
 
 def reconstruct(client: Client, files, **options):
-    arguments = {"mode": "frames per second", "fps": 2, "count": 8, "reference": 0, "steps": 12, "resolution": 504,
-                 "conf": 20, "show_cameras": True, "max_points": 300_000, "mask_black": False, "mask_white": False}
+    arguments = {
+        "mode": "frames per second",
+        "fps": 2,
+        "count": 8,
+        "reference": 0,
+        "steps": 12,
+        "resolution": 504,
+        "conf": 20,
+        "show_cameras": True,
+        "max_points": 300_000,
+        "mask_black": False,
+        "mask_white": False,
+    }
     arguments.update(options)
     return client.predict(files=[handle_file(str(f)) for f in files], api_name="/reconstruct", **arguments)
 
@@ -52,7 +62,9 @@ def client(app_url):
 
 
 def test_reconstruct_aloe_pair(client):
-    glb, info, gallery, legend, summary, downloads, views, *_ = reconstruct(client, [ALOE / "aloeL.jpg", ALOE / "aloeR.jpg"])
+    glb, info, gallery, legend, summary, downloads, views, *_ = reconstruct(
+        client, [ALOE / "aloeL.jpg", ALOE / "aloeR.jpg"]
+    )
     points = assert_sane_scene(glb, views=2)
     assert f"{len(points.vertices):,} points" in info and "2 cameras" in info
     assert len(gallery) == 2 and all(Image.open(item["image"]).size[0] > 3 * 200 for item in gallery)
@@ -71,26 +83,64 @@ def test_reconstruct_box_clip(client):
 
 def test_rerender_and_downloads_use_the_cached_result(client):
     reconstruct(client, [WHALE / "rubberwhale1.png", WHALE / "rubberwhale2.png"], **FAST)
-    loose, _, _ = client.predict(conf=0, show_cameras=True, views=["view 0", "view 1"], max_points=2_000_000, mask_black=False, mask_white=False, api_name="/rerender")
-    strict, info, files = client.predict(conf=90, show_cameras=False, views=["view 1"], max_points=2_000_000, mask_black=False, mask_white=False, api_name="/rerender")
+    loose, _, _ = client.predict(
+        conf=0,
+        show_cameras=True,
+        views=["view 0", "view 1"],
+        max_points=2_000_000,
+        mask_black=False,
+        mask_white=False,
+        api_name="/rerender",
+    )
+    strict, info, files = client.predict(
+        conf=90,
+        show_cameras=False,
+        views=["view 1"],
+        max_points=2_000_000,
+        mask_black=False,
+        mask_white=False,
+        api_name="/rerender",
+    )
     loose_points, loose_markers = load_scene(loose)
     strict_points, strict_markers = load_scene(strict)
     assert len(loose_markers) == 2 and strict_markers == []
-    assert load_scene(next(f for f in files if f.endswith(".glb")))[0].vertices.shape == strict_points.vertices.shape  # downloads follow
+    assert (
+        load_scene(next(f for f in files if f.endswith(".glb")))[0].vertices.shape == strict_points.vertices.shape
+    )  # downloads follow
     assert 0.05 * len(loose_points.vertices) / 2 < len(strict_points.vertices) < 0.15 * len(loose_points.vertices) / 2
-    archive = client.predict(label="COLMAP model (zip)", conf=20, show_cameras=True, views=["view 0", "view 1"], max_points=50_000, mask_black=False, mask_white=False, api_name="/download")
+    archive = client.predict(
+        label="COLMAP model (zip)",
+        conf=20,
+        show_cameras=True,
+        views=["view 0", "view 1"],
+        max_points=50_000,
+        mask_black=False,
+        mask_white=False,
+        api_name="/download",
+    )
     import zipfile
 
     bundle = zipfile.ZipFile(archive)
     names = bundle.namelist()
     assert any(n.endswith("sparse/0/points3D.bin") for n in names) and any(n.endswith("images.txt") for n in names)
     with bundle.open(next(n for n in names if n.endswith("images/rubberwhale1.png"))) as photo:
-        assert Image.open(photo).size == Image.open(WHALE / "rubberwhale1.png").size  # full-resolution photos, not crops
+        assert (
+            Image.open(photo).size == Image.open(WHALE / "rubberwhale1.png").size
+        )  # full-resolution photos, not crops
 
 
 def test_compare_k(client):
-    table, maps = client.predict(files=[handle_file(str(ALOE / "aloeL.jpg")), handle_file(str(ALOE / "aloeR.jpg"))], mode="frames per second",
-                                 fps=2, count=8, reference=0, steps_a=8, steps_b=16, resolution=252, api_name="/compare_k")
+    table, maps = client.predict(
+        files=[handle_file(str(ALOE / "aloeL.jpg")), handle_file(str(ALOE / "aloeR.jpg"))],
+        mode="frames per second",
+        fps=2,
+        count=8,
+        reference=0,
+        steps_a=8,
+        steps_b=16,
+        resolution=252,
+        api_name="/compare_k",
+    )
     assert "K=8" in table and "K=16" in table and table.count("mean depth change") == 2
     assert len(maps) == 2
 
@@ -114,10 +164,27 @@ def test_bad_inputs_get_human_messages_and_server_keeps_serving(client, tmp_path
         "no video frames": lambda: reconstruct(client, [empty_video], **FAST),
         "greater than maximum value 16": lambda: reconstruct(client, [BOX], mode="number of frames", count=40, **FAST),
         "the limit is 50 MP": lambda: reconstruct(client, [huge], **FAST),
-        "Value 20 is greater than maximum value 16": lambda: reconstruct(client, [ALOE / "aloeL.jpg"], steps=20, resolution=252),
-        "not in the list of choices: [504, 378, 252]": lambda: reconstruct(client, [ALOE / "aloeL.jpg"], steps=8, resolution=300),
-        "Nothing uploaded": lambda: client.predict(files=[], mode="frames per second", fps=2, count=8, reference=0, steps=8, resolution=252, conf=20,
-                                                   show_cameras=True, max_points=100_000, mask_black=False, mask_white=False, api_name="/reconstruct"),
+        "Value 20 is greater than maximum value 16": lambda: reconstruct(
+            client, [ALOE / "aloeL.jpg"], steps=20, resolution=252
+        ),
+        "not in the list of choices: [504, 378, 252]": lambda: reconstruct(
+            client, [ALOE / "aloeL.jpg"], steps=8, resolution=300
+        ),
+        "Nothing uploaded": lambda: client.predict(
+            files=[],
+            mode="frames per second",
+            fps=2,
+            count=8,
+            reference=0,
+            steps=8,
+            resolution=252,
+            conf=20,
+            show_cameras=True,
+            max_points=100_000,
+            mask_black=False,
+            mask_white=False,
+            api_name="/reconstruct",
+        ),
         "one video at a time": lambda: reconstruct(client, [BOX, BOX], **FAST),
         "does not exist": lambda: reconstruct(client, [ALOE / "aloeL.jpg"], reference=5, **FAST),
     }
@@ -131,29 +198,81 @@ def test_bad_inputs_get_human_messages_and_server_keeps_serving(client, tmp_path
 def test_sessions_are_isolated(app_url):
     """Two clients at once get their own scenes; one's re-render never touches the other's."""
     first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    inputs = {first: [ALOE / "aloeL.jpg", ALOE / "aloeR.jpg"], second: [WHALE / "rubberwhale1.png", WHALE / "rubberwhale2.png"]}
+    inputs = {
+        first: [ALOE / "aloeL.jpg", ALOE / "aloeR.jpg"],
+        second: [WHALE / "rubberwhale1.png", WHALE / "rubberwhale2.png"],
+    }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         futures = {c: pool.submit(reconstruct, c, files, **FAST) for c, files in inputs.items()}
         results = {c: f.result() for c, f in futures.items()}
     for client, files in inputs.items():
         points = load_scene(results[client][0])[0]
-        photo_mean = np.mean([np.asarray(Image.open(f).convert("RGB"), dtype=float).reshape(-1, 3).mean(0) for f in files], axis=0)
+        photo_mean = np.mean(
+            [np.asarray(Image.open(f).convert("RGB"), dtype=float).reshape(-1, 3).mean(0) for f in files], axis=0
+        )
         assert np.abs(np.asarray(points.colors)[:, :3].mean(0) - photo_mean).max() < 25  # its own photos' colours
-    before = len(load_scene(second.predict(conf=20, show_cameras=True, views=["view 0", "view 1"], max_points=300_000, mask_black=False, mask_white=False, api_name="/rerender")[0])[0].vertices)
-    first.predict(conf=95, show_cameras=False, views=["view 0"], max_points=10_000, mask_black=False, mask_white=False, api_name="/rerender")
-    after = second.predict(conf=20, show_cameras=True, views=["view 0", "view 1"], max_points=300_000, mask_black=False, mask_white=False, api_name="/rerender")
+    before = len(
+        load_scene(
+            second.predict(
+                conf=20,
+                show_cameras=True,
+                views=["view 0", "view 1"],
+                max_points=300_000,
+                mask_black=False,
+                mask_white=False,
+                api_name="/rerender",
+            )[0]
+        )[0].vertices
+    )
+    first.predict(
+        conf=95,
+        show_cameras=False,
+        views=["view 0"],
+        max_points=10_000,
+        mask_black=False,
+        mask_white=False,
+        api_name="/rerender",
+    )
+    after = second.predict(
+        conf=20,
+        show_cameras=True,
+        views=["view 0", "view 1"],
+        max_points=300_000,
+        mask_black=False,
+        mask_white=False,
+        api_name="/rerender",
+    )
     points, markers = load_scene(after[0])
     assert len(points.vertices) == before and len(markers) == 2
     fresh = Client(app_url, verbose=False)
-    assert "Reconstruct something first" in error_of(lambda: fresh.predict(conf=20, show_cameras=True, views=[], max_points=100_000, mask_black=False, mask_white=False, api_name="/rerender"))
+    assert "Reconstruct something first" in error_of(
+        lambda: fresh.predict(
+            conf=20,
+            show_cameras=True,
+            views=[],
+            max_points=100_000,
+            mask_black=False,
+            mask_white=False,
+            api_name="/rerender",
+        )
+    )
 
 
 def test_python_app_py_starts_and_explains_missing_weights(tmp_path):
     """`python app.py` with weights that cannot be found still serves, with a banner and a clear error."""
     port = free_port()
-    env = {"DVLT_CHECKPOINT": str(tmp_path / "no-such-checkpoint"), "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "DVLT_OUTPUT_DIR": str(tmp_path / "out"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        "DVLT_CHECKPOINT": str(tmp_path / "no-such-checkpoint"),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "DVLT_OUTPUT_DIR": str(tmp_path / "out"),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -166,7 +285,9 @@ def test_python_app_py_starts_and_explains_missing_weights(tmp_path):
         else:
             pytest.fail("app did not start")
         assert "Model weights not loaded" in page and "no-such-checkpoint" in page
-        message = error_of(lambda: reconstruct(Client(f"http://127.0.0.1:{port}/", verbose=False), [ALOE / "aloeL.jpg"], **FAST))
+        message = error_of(
+            lambda: reconstruct(Client(f"http://127.0.0.1:{port}/", verbose=False), [ALOE / "aloeL.jpg"], **FAST)
+        )
         assert "weights are not loaded" in message
     finally:
         server.terminate()

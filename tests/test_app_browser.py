@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 import trimesh
-
 from conftest import ALOE, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.browser
@@ -62,7 +69,8 @@ def test_upload_reconstruct_rerender_download(page, tmp_path):
     page.wait_for_function(
         "([before]) => { const t = document.querySelector('#scene-info').innerText;"
         " return t.includes(' points') && !t.includes(before + ' points'); }",
-        arg=[f"{points_before:,}"], timeout=60_000,
+        arg=[f"{points_before:,}"],
+        timeout=60_000,
     )
     points_after = point_count(scene_info(page))
     assert points_after < points_before
@@ -95,7 +103,9 @@ def test_example_click_is_cached(page):
             break
         page.wait_for_timeout(500)
     assert any(cache.rglob("*.glb")), "the example result was cached"
-    page.wait_for_function("document.querySelector('#downloads') && document.querySelector('#scene canvas')", timeout=60_000)
+    page.wait_for_function(
+        "document.querySelector('#downloads') && document.querySelector('#scene canvas')", timeout=60_000
+    )
     page.get_by_text("Aloe stereo pair").click()
     page.get_by_text("Rubber whale pair").click()  # cached now: shown without a model run
     page.wait_for_function("document.querySelector('#scene-info').innerText.includes('2 cameras')", timeout=30_000)

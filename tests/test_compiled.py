@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+from conftest import GOLDEN
 from safetensors.torch import load_file
 
-from conftest import GOLDEN
 from dvlt import DVLT
 from dvlt.model.compiled import LoopStep, example_inputs, export_loop_step, use_compiled_loop_step
 from dvlt.model.layers import RopeTable

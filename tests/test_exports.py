@@ -10,10 +10,10 @@ import numpy as np
 import pycolmap
 import pytest
 import trimesh
+from conftest import ALOE, GOLDEN, ROOT, WHALE, known_scene
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import ALOE, GOLDEN, ROOT, WHALE, known_scene
 from dvlt.export import FORMATS, export_all, write_colmap, write_nerfstudio, write_ply
 from dvlt.export.nerfstudio import OPENCV_TO_OPENGL_CAMERA
 from dvlt.inputs import load_sequence
@@ -44,10 +44,16 @@ def test_colmap_model_reads_back_and_reprojects(aloe, tmp_path, kind):
     assert (len(model.cameras), len(model.images), len(model.points3D)) == (2, 2, len(points))
     for image in model.images.values():
         photo = Image.open(tmp_path / "colmap" / "images" / image.name)
-        assert (model.cameras[image.camera_id].width, model.cameras[image.camera_id].height) == photo.size  # photo pixels
+        assert (
+            model.cameras[image.camera_id].width,
+            model.cameras[image.camera_id].height,
+        ) == photo.size  # photo pixels
         assert model.cameras[image.camera_id].model_name == "PINHOLE"
     errors, color_gaps = [], []
-    photos = {i.image_id: np.asarray(Image.open(tmp_path / "colmap" / "images" / i.name).convert("RGB"), dtype=float) for i in model.images.values()}
+    photos = {
+        i.image_id: np.asarray(Image.open(tmp_path / "colmap" / "images" / i.name).convert("RGB"), dtype=float)
+        for i in model.images.values()
+    }
     for point in model.points3D.values():
         (element,) = point.track.elements
         image = model.images[element.image_id]
@@ -132,23 +138,62 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_writes_every_format(checkpoint_dir, tmp_path):
-    result = run_cli("reconstruct", str(ALOE), str(WHALE / "rubberwhale1.png"), "--out", str(tmp_path), "--formats", "all",
-                     "--checkpoint", str(checkpoint_dir), "--steps", "8", "--img-size", "252", "--max-points", "20000")
+    result = run_cli(
+        "reconstruct",
+        str(ALOE),
+        str(WHALE / "rubberwhale1.png"),
+        "--out",
+        str(tmp_path),
+        "--formats",
+        "all",
+        "--checkpoint",
+        str(checkpoint_dir),
+        "--steps",
+        "8",
+        "--img-size",
+        "252",
+        "--max-points",
+        "20000",
+    )
     assert result.returncode == 0, result.stderr
     for scene in ("aloe", "rubberwhale1"):
         out = tmp_path / scene
-        assert {p.name for p in out.iterdir()} == {"scene.glb", "points.ply", "colmap", "nerfstudio", "depth", "predictions.npz"}
+        assert {p.name for p in out.iterdir()} == {
+            "scene.glb",
+            "points.ply",
+            "colmap",
+            "nerfstudio",
+            "depth",
+            "predictions.npz",
+        }
         assert len(read_model(out / "colmap" / "sparse" / "0", "binary").points3D) > 1000
     assert "%" in result.stderr  # tqdm progress
 
 
 def test_cli_failures_exit_non_zero_with_one_line(checkpoint_dir, tmp_path):
     (tmp_path / "junk.jpg").write_text("junk")
-    result = run_cli("reconstruct", str(tmp_path / "junk.jpg"), "--out", str(tmp_path / "o"), "--checkpoint", str(checkpoint_dir), "--quiet")
+    result = run_cli(
+        "reconstruct",
+        str(tmp_path / "junk.jpg"),
+        "--out",
+        str(tmp_path / "o"),
+        "--checkpoint",
+        str(checkpoint_dir),
+        "--quiet",
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'junk.jpg'}: junk.jpg is not an image we can read (UnidentifiedImageError). Use JPEG, PNG, WebP, BMP, TIFF or HEIC."]
-    missing = run_cli("reconstruct", str(ALOE), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "none"), "--quiet")
-    assert missing.returncode == 1 and missing.stderr.startswith("error: Checkpoint") and len(missing.stderr.strip().splitlines()) == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'junk.jpg'}: junk.jpg is not an image we can read (UnidentifiedImageError). "
+        "Use JPEG, PNG, WebP, BMP, TIFF or HEIC."
+    ]
+    missing = run_cli(
+        "reconstruct", str(ALOE), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "none"), "--quiet"
+    )
+    assert (
+        missing.returncode == 1
+        and missing.stderr.startswith("error: Checkpoint")
+        and len(missing.stderr.strip().splitlines()) == 1
+    )
     bad_format = run_cli("reconstruct", str(ALOE), "--out", str(tmp_path / "o"), "--formats", "obj")
     assert bad_format.returncode == 2 and "unknown format" in bad_format.stderr
 
@@ -156,8 +201,21 @@ def test_cli_failures_exit_non_zero_with_one_line(checkpoint_dir, tmp_path):
 def test_cli_help_explains_every_option():
     result = run_cli("reconstruct", "--help")
     assert result.returncode == 0
-    for option in ("--out", "--steps", "--formats", "--fps", "--num-frames", "--max-frames", "--checkpoint", "--device", "--precision",
-                   "--img-size", "--conf-percentile", "--max-points", "--mask-background"):
+    for option in (
+        "--out",
+        "--steps",
+        "--formats",
+        "--fps",
+        "--num-frames",
+        "--max-frames",
+        "--checkpoint",
+        "--device",
+        "--precision",
+        "--img-size",
+        "--conf-percentile",
+        "--max-points",
+        "--mask-background",
+    ):
         assert option in result.stdout
     for name in FORMATS:
         assert name in result.stdout

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+from conftest import GOLDEN
 from safetensors.torch import load_file
 
-from conftest import GOLDEN
 from dvlt.geometry import fit_cameras_from_rays, project_points, ql_decomposition, unproject_depth
 
 FIXTURE = load_file(str(GOLDEN / "rays_to_pose.safetensors"))

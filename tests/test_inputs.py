@@ -7,9 +7,9 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import ALOE, BOX, EXAMPLES, WHALE, write_frameless_video
 from PIL import Image
 
-from conftest import ALOE, BOX, EXAMPLES, WHALE, write_frameless_video
 from dvlt import (
     EmptyInputError,
     ImageTooLargeError,
@@ -85,7 +85,7 @@ def test_pixel_formats_become_8bit_rgb(tmp_path):
     rgba = np.dstack((rgb, np.zeros(rgb.shape[:2], np.uint8)))  # fully transparent
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
     Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
-    grey16 = (rgb[..., 1].astype(np.uint16) * 257)
+    grey16 = rgb[..., 1].astype(np.uint16) * 257
     Image.fromarray(grey16).save(tmp_path / "deep.png")
     assert np.all(np.asarray(open_image(tmp_path / "alpha.png")) == 255)  # transparent over white
     grey = np.asarray(open_image(tmp_path / "grey.png"))

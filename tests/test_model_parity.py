@@ -6,16 +6,22 @@ import json
 
 import pytest
 import torch
+from conftest import GOLDEN
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import GOLDEN
 from dvlt import DVLT, preprocess_images
 from dvlt.geometry import unproject_depth
 
 CASES = ["single_view_k8", "stereo_k12", "mixed_aspect_k16"]
-OUTPUTS = {"rays": "rays", "depths": "depth", "depths_conf": "depth_conf", "world_points_direct": "world_points_direct", "pose_enc": "pose_enc"}
+OUTPUTS = {
+    "rays": "rays",
+    "depths": "depth",
+    "depths_conf": "depth_conf",
+    "world_points_direct": "world_points_direct",
+    "pose_enc": "pose_enc",
+}
 
 
 def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import trimesh
-
 from conftest import known_scene
+
 from dvlt.export import write_glb
 from dvlt.scene import SceneOptions, keep_mask, select_points
 from dvlt.studio import OutputFolders
@@ -39,9 +39,13 @@ def test_point_filters():
     only_two = keep_mask(rec, SceneOptions(conf_percentile=0, views=(1, 3)))
     assert only_two[[1, 3]].all() and not only_two[[0, 2]].any()
     chosen = select_points(rec, SceneOptions(conf_percentile=0, max_points=1000))
-    assert len(chosen) == 1000 and np.array_equal(chosen.xyz, select_points(rec, SceneOptions(conf_percentile=0, max_points=1000)).xyz)
+    assert len(chosen) == 1000 and np.array_equal(
+        chosen.xyz, select_points(rec, SceneOptions(conf_percentile=0, max_points=1000)).xyz
+    )
     view, col, row = chosen.view[0], chosen.pixel[0, 0], chosen.pixel[0, 1]
-    assert np.array_equal(chosen.xyz[0], rec.points[view, row, col]) and np.array_equal(chosen.rgb[0], rec.images[view, row, col])
+    assert np.array_equal(chosen.xyz[0], rec.points[view, row, col]) and np.array_equal(
+        chosen.rgb[0], rec.images[view, row, col]
+    )
 
 
 def test_output_folders_are_per_session_and_swept(tmp_path):

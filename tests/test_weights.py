@@ -14,9 +14,9 @@ import time
 
 import pytest
 import torch
+from conftest import ROOT
 from safetensors.torch import save_file
 
-from conftest import ROOT
 from dvlt import DVLT, CheckpointMismatchError, CheckpointNotFoundError
 
 
@@ -110,7 +110,9 @@ def test_corrupt_file_is_reported(tmp_path):
 def run_isolated(code: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run loading code in a fresh interpreter so huggingface_hub reads our cache/endpoint settings."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 HUB_LOAD = """
@@ -138,7 +140,11 @@ def test_hub_id_loads_from_the_cache_offline(tmp_path, checkpoint_dir):
 
 def test_hub_id_not_cached_while_offline_fails_fast(tmp_path):
     result = run_isolated(HUB_LOAD, {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"})
-    assert "UNAVAILABLE" in result.stdout and "HF_HUB_OFFLINE" in result.stdout and "hf download nvidia/dvlt" in result.stdout
+    assert (
+        "UNAVAILABLE" in result.stdout
+        and "HF_HUB_OFFLINE" in result.stdout
+        and "hf download nvidia/dvlt" in result.stdout
+    )
 
 
 def test_hub_id_with_silent_endpoint_fails_in_seconds(tmp_path):
@@ -148,7 +154,11 @@ def test_hub_id_with_silent_endpoint_fails_in_seconds(tmp_path):
     silent.listen(16)
     try:
         start = time.time()
-        env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}", "HF_HUB_OFFLINE": "0"}
+        env = {
+            "HF_HUB_CACHE": str(tmp_path / "hub"),
+            "HF_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+            "HF_HUB_OFFLINE": "0",
+        }
         result = run_isolated(HUB_LOAD, env)
         elapsed = time.time() - start
     finally:

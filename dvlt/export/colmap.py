@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline import Reconstruction
+from ..records import Reconstruction
 from ..scene import PointSet, SceneOptions, select_points
 from .images import ExportView, write_view_images
 
@@ -59,7 +59,9 @@ def observations(points: PointSet, views: list[ExportView]) -> tuple[np.ndarray,
     return xy, index_in_view
 
 
-def write_text(directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray) -> None:
+def write_text(
+    directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray
+) -> None:
     """cameras.txt, images.txt, points3D.txt."""
     with (directory / "cameras.txt").open("w") as out:
         out.write("# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n")
@@ -81,18 +83,31 @@ def write_text(directory: Path, views: list[ExportView], points: PointSet, xy: n
         out.write("# 3D point list with one line of data per point:\n")
         out.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
         out.write(f"# Number of points: {len(points)}\n")
-        table = np.column_stack((np.arange(1, len(points) + 1), points.xyz, points.rgb, np.zeros(len(points)), points.view + 1, index_in_view))
+        table = np.column_stack(
+            (
+                np.arange(1, len(points) + 1),
+                points.xyz,
+                points.rgb,
+                np.zeros(len(points)),
+                points.view + 1,
+                index_in_view,
+            )
+        )
         np.savetxt(out, table, fmt=["%d", "%.9g", "%.9g", "%.9g", "%d", "%d", "%d", "%.1f", "%d", "%d"])
 
 
-def write_binary(directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray) -> None:
+def write_binary(
+    directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray
+) -> None:
     """cameras.bin, images.bin, points3D.bin (little-endian, COLMAP's layout)."""
     with (directory / "cameras.bin").open("wb") as out:
         out.write(struct.pack("<Q", len(views)))
         for i, view in enumerate(views):
             K = view.intrinsics
             width, height = view.image.size
-            out.write(struct.pack("<iiQQ4d", i + 1, PINHOLE_MODEL_ID, width, height, K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+            out.write(
+                struct.pack("<iiQQ4d", i + 1, PINHOLE_MODEL_ID, width, height, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+            )
     observation = np.dtype([("x", "<f8"), ("y", "<f8"), ("point3d_id", "<i8")])
     with (directory / "images.bin").open("wb") as out:
         out.write(struct.pack("<Q", len(views)))
@@ -104,7 +119,15 @@ def write_binary(directory: Path, views: list[ExportView], points: PointSet, xy:
             records["x"], records["y"], records["point3d_id"] = xy[mine, 0], xy[mine, 1], mine + 1
             out.write(struct.pack("<Q", len(mine)) + records.tobytes())
     point = np.dtype(
-        [("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("error", "<f8"), ("track_length", "<u8"), ("image_id", "<i4"), ("point2d_idx", "<i4")]
+        [
+            ("id", "<u8"),
+            ("xyz", "<f8", 3),
+            ("rgb", "u1", 3),
+            ("error", "<f8"),
+            ("track_length", "<u8"),
+            ("image_id", "<i4"),
+            ("point2d_idx", "<i4"),
+        ]
     )
     records = np.empty(len(points), dtype=point)
     records["id"] = np.arange(1, len(points) + 1)

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..pipeline import Reconstruction
-from ..preprocess import ViewTransform
+from ..records import Reconstruction, ViewTransform
 from .images import export_views
 
 PNG_SCALE = 1000.0
@@ -30,7 +29,9 @@ def to_photo_frame(values: np.ndarray, transform: ViewTransform, size: tuple[int
     out = np.zeros((height, width), np.float32)
     box = (int(round(x0)), int(round(y0)), min(width, int(round(x1))), min(height, int(round(y1))))
     region = Image.fromarray(values[top : top + h, left : left + w].astype(np.float32), mode="F")
-    out[box[1] : box[3], box[0] : box[2]] = np.asarray(region.resize((box[2] - box[0], box[3] - box[1]), Image.BILINEAR))
+    out[box[1] : box[3], box[0] : box[2]] = np.asarray(
+        region.resize((box[2] - box[0], box[3] - box[1]), Image.BILINEAR)
+    )
     return out
 
 

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline import Reconstruction
-from ..scene import OPENCV_TO_GLTF, SceneOptions, frustum_lines, scene_centre_and_radius, select_points, tube_mesh, view_colors
+from ..records import Reconstruction
+from ..scene import (
+    OPENCV_TO_GLTF,
+    SceneOptions,
+    frustum_lines,
+    scene_centre_and_radius,
+    select_points,
+    tube_mesh,
+    view_colors,
+)
 from .gltf import GlbBuilder
 
 FRUSTUM_FRACTION = 0.08  # pyramid depth relative to the scene radius
@@ -43,7 +51,9 @@ def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = Sce
         depth, colors = FRUSTUM_FRACTION * radius, view_colors(rec.num_views)
         for index in views:
             starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth)
-            vertices, faces = tube_mesh((starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth)
+            vertices, faces = tube_mesh(
+                (starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth
+            )
             glb.add_mesh(f"camera_{index:03d}", vertices, faces, colors[index])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(glb.to_bytes())

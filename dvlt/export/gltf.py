@@ -22,21 +22,36 @@ POINTS, TRIANGLES = 0, 4
 class GlbBuilder:
     """Accumulates nodes, meshes and binary data; `to_bytes` returns the .glb file."""
 
-    gltf: dict = field(default_factory=lambda: {
-        "asset": {"version": "2.0", "generator": "dvlt-studio"},
-        "scene": 0, "scenes": [{"nodes": []}], "nodes": [], "meshes": [], "materials": [],
-        "accessors": [], "bufferViews": [], "buffers": [],
-    })
+    gltf: dict = field(
+        default_factory=lambda: {
+            "asset": {"version": "2.0", "generator": "dvlt-studio"},
+            "scene": 0,
+            "scenes": [{"nodes": []}],
+            "nodes": [],
+            "meshes": [],
+            "materials": [],
+            "accessors": [],
+            "bufferViews": [],
+            "buffers": [],
+        }
+    )
     chunks: list[bytes] = field(default_factory=list)
     offset: int = 0
 
     def _accessor(self, data: np.ndarray, component: int, kind: str, target: int, normalized: bool = False) -> int:
         raw = np.ascontiguousarray(data).tobytes()
-        self.gltf["bufferViews"].append({"buffer": 0, "byteOffset": self.offset, "byteLength": len(raw), "target": target})
+        self.gltf["bufferViews"].append(
+            {"buffer": 0, "byteOffset": self.offset, "byteLength": len(raw), "target": target}
+        )
         padding = (-len(raw)) % 4
         self.chunks.append(raw + b"\0" * padding)
         self.offset += len(raw) + padding
-        accessor = {"bufferView": len(self.gltf["bufferViews"]) - 1, "componentType": component, "count": int(len(data)), "type": kind}
+        accessor = {
+            "bufferView": len(self.gltf["bufferViews"]) - 1,
+            "componentType": component,
+            "count": int(len(data)),
+            "type": kind,
+        }
         if normalized:
             accessor["normalized"] = True
         if kind == "VEC3" and component == FLOAT:  # POSITION needs bounds
@@ -46,7 +61,10 @@ class GlbBuilder:
         return len(self.gltf["accessors"]) - 1
 
     def _material(self, unlit: bool) -> int:
-        material = {"pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0.0, "roughnessFactor": 1.0}, "doubleSided": True}
+        material = {
+            "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0.0, "roughnessFactor": 1.0},
+            "doubleSided": True,
+        }
         if unlit:
             material["extensions"] = {"KHR_materials_unlit": {}}
             self.gltf["extensionsUsed"] = ["KHR_materials_unlit"]
@@ -75,7 +93,10 @@ class GlbBuilder:
             "COLOR_0": self._accessor(colors, UNSIGNED_BYTE, "VEC4", ARRAY_BUFFER, normalized=True),
         }
         indices = self._accessor(faces.astype(np.uint32).reshape(-1), UNSIGNED_INT, "SCALAR", ELEMENT_ARRAY_BUFFER)
-        self._node(name, {"attributes": attributes, "indices": indices, "mode": TRIANGLES, "material": self._material(unlit=False)})
+        self._node(
+            name,
+            {"attributes": attributes, "indices": indices, "mode": TRIANGLES, "material": self._material(unlit=False)},
+        )
 
     def to_bytes(self) -> bytes:
         binary = b"".join(self.chunks)

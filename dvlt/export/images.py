@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..pipeline import Reconstruction
-from ..preprocess import ViewTransform
-
+from ..records import Reconstruction, ViewTransform
 
 KEEP_SUFFIXES = (".jpg", ".jpeg", ".png")  # other formats are written as PNG
 
@@ -41,7 +39,9 @@ def export_views(rec: Reconstruction) -> list[ExportView]:
             name = str(Path(name).with_suffix(".png"))
         if Path(name).suffix.lower() not in KEEP_SUFFIXES:
             name = str(Path(name).with_suffix(".png"))
-        views.append(ExportView(name, image, transform, transform.intrinsics_to_original(rec.intrinsics[index]), rec.c2w[index]))
+        views.append(
+            ExportView(name, image, transform, transform.intrinsics_to_original(rec.intrinsics[index]), rec.c2w[index])
+        )
     return views
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline import Reconstruction
+from ..records import Reconstruction
 from ..scene import SceneOptions, select_points
 from .images import write_view_images
 from .ply import write_ply
@@ -30,7 +30,14 @@ def opengl_c2w(c2w: np.ndarray) -> np.ndarray:
 
 
 def intrinsics_entry(K: np.ndarray, width: int, height: int) -> dict:
-    return {"fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]), "w": int(width), "h": int(height)}
+    return {
+        "fl_x": float(K[0, 0]),
+        "fl_y": float(K[1, 1]),
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
+        "w": int(width),
+        "h": int(height),
+    }
 
 
 def write_nerfstudio(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:

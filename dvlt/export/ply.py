@@ -8,7 +8,9 @@ import numpy as np
 
 from ..scene import PointSet
 
-PLY_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("confidence", "<f4")])
+PLY_DTYPE = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("confidence", "<f4")]
+)
 
 
 def write_ply(points: PointSet, path: str | Path) -> Path:

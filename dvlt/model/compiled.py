@@ -37,7 +37,9 @@ class LoopStep(nn.Module):
         return self.pair.apply_gated(x, frame_gates, global_gates, RopeTable(cos, sin), views=x.shape[0])
 
 
-def example_inputs(model: DVLT, views: int = 2, grid: tuple[int, int] = (27, 36), dtype: torch.dtype = torch.float32) -> tuple[Tensor, ...]:
+def example_inputs(
+    model: DVLT, views: int = 2, grid: tuple[int, int] = (27, 36), dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, ...]:
     """Inputs of the right kinds for tracing: tokens, both gate sets, RoPE cos/sin."""
     cfg, device = model.config, model.device
     positions = rope_positions(*grid, cfg.special_tokens, device)
@@ -64,7 +66,9 @@ def aot_compile(exported: torch.export.ExportedProgram, package_path: str | Path
     return Path(aoti_compile_and_package(exported, package_path=str(package_path)))
 
 
-def use_compiled_loop_step(model: DVLT, step: str | Path | nn.Module | None, dtype: torch.dtype = torch.float32) -> None:
+def use_compiled_loop_step(
+    model: DVLT, step: str | Path | nn.Module | None, dtype: torch.dtype = torch.float32
+) -> None:
     """Make `model.forward` call a compiled step (a .pt2 package or a callable) that computes in `dtype`;
     None restores the eager block pair. Used for batch size 1 (the app, the CLI)."""
     if isinstance(step, (str, Path)):

@@ -24,7 +24,9 @@ class TokenDecoder(nn.Module):
         self.num_special = config.special_tokens
         self.patch_size = config.patch_size
         self.proj_in = nn.Linear(config.embed_dim, dim)
-        self.blocks = nn.ModuleList(Block(dim, config.decoder_heads, config.mlp_ratio, qk_norm=True) for _ in range(config.decoder_depth))
+        self.blocks = nn.ModuleList(
+            Block(dim, config.decoder_heads, config.mlp_ratio, qk_norm=True) for _ in range(config.decoder_depth)
+        )
         self.norm = nn.LayerNorm(dim)
 
     def decode_tokens(self, x: Tensor, rope: RopeTable) -> tuple[Tensor, Tensor]:

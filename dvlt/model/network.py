@@ -17,7 +17,8 @@ from __future__ import annotations
 import operator
 import os
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +54,9 @@ def check_steps(steps: Any, warn: bool = True) -> int:
         raise StepsError(f"steps (K) must be at least 1, got {steps}.")
     low, high = VALIDATED_STEPS
     if warn and not low <= steps <= high:
-        warnings.warn(f"K={steps} is outside the validated range {low}-{high}; quality may drop.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"K={steps} is outside the validated range {low}-{high}; quality may drop.", UserWarning, stacklevel=3
+        )
     return steps
 
 
@@ -129,7 +132,7 @@ class DVLT(nn.Module):
         self.load_state_dict({key: value for key, value in state.items() if key not in skipped}, strict=False)
         return missing, unexpected
 
-    def setup_test(self, accelerator_or_device: Any = None) -> "DVLT":
+    def setup_test(self, accelerator_or_device: Any = None) -> DVLT:
         """Move to the accelerator's device (or a device / 'auto'), switch to eval, use all CPU cores."""
         device = resolve_device(accelerator_or_device)
         if device.type == "cpu":
@@ -156,7 +159,9 @@ class DVLT(nn.Module):
         registers = self.register_token[0].expand(batch * views, -1, -1)
         return torch.cat((camera.to(z0.dtype), registers.to(z0.dtype), z0), dim=1)
 
-    def forward(self, images: Tensor, steps: int | None = None, progress: ProgressHook | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, images: Tensor, steps: int | None = None, progress: ProgressHook | None = None
+    ) -> dict[str, Tensor]:
         """Raw network outputs (float32) for images (B, S, 3, H, W) in [0, 1], H and W multiples of 14.
 
         Keys: rays (B,S,H,W,6), depth (B,S,H,W), depth_conf (B,S,H,W),
@@ -232,7 +237,9 @@ class DVLT(nn.Module):
             raise InputError("predict expects images shaped (B, S, 3, H, W); build them with preprocess_images().")
         height, width = images.shape[-2:]
         if height % self.patch_size or width % self.patch_size:
-            raise InputError(f"image size {height}x{width} is not a multiple of {self.patch_size}; use preprocess_images().")
+            raise InputError(
+                f"image size {height}x{width} is not a multiple of {self.patch_size}; use preprocess_images()."
+            )
         steps = check_steps(self.inference_steps if steps is None else steps)
         if accelerator is not None and resolve_device(accelerator) != self.device:
             self.setup_test(accelerator)
