@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import EmptyInputError, MixedSizesError
+from .model.config import DVLTConfig
 from .records import ViewTransform
 
 
@@ -45,8 +46,8 @@ def canvas_size(sizes: Sequence[tuple[int, int]], img_size: int, patch_size: int
 
 def preprocess_images(
     frames: Sequence[Image.Image | np.ndarray],
-    img_size: int = 504,
-    patch_size: int = 14,
+    img_size: int = DVLTConfig.img_size,
+    patch_size: int = DVLTConfig.patch_size,
     device: torch.device | str | None = None,
     allow_mixed_sizes: bool = True,
 ) -> dict:

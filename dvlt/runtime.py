@@ -92,3 +92,19 @@ def use_all_cores() -> int:
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return cores
+
+
+def prepare_for_inference(model: torch.nn.Module, device_or_accelerator: Any = None) -> torch.nn.Module:
+    """Move `model` to its device ('auto', a device or an Accelerator) in eval mode, using every CPU core.
+
+    The modules the model names in `channels_last_modules()` go channels-last first: oneDNN/cuDNN then keep
+    the depth head in NHWC (~1.5x faster head on CPU), and on ZeroGPU only a plain `.to("cuda")` may happen
+    outside the GPU worker.
+    """
+    device = resolve_device(device_or_accelerator)
+    if device.type == "cpu":
+        use_all_cores()
+    for module in getattr(model, "channels_last_modules", lambda: [])():
+        module.to(memory_format=torch.channels_last)
+    model.to(device)
+    return model.eval()

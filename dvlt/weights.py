@@ -196,3 +196,19 @@ def check_compatible(
             "Use the released nvidia/dvlt model.safetensors, or pass strict=False to load what matches."
         )
     return missing, unexpected
+
+
+def load_weights(
+    model: torch.nn.Module,
+    source: str | os.PathLike = DEFAULT_REPO,
+    strict: bool = True,
+    filename: str = DEFAULT_FILENAME,
+    revision: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """Find, read and check a checkpoint, then load it into `model`; returns (missing, unexpected) keys."""
+    path = resolve_checkpoint(source, filename, revision)
+    state = read_state_dict(path)
+    missing, unexpected = check_compatible(state, model.state_dict(), strict, str(path))
+    skipped = set(unexpected)
+    model.load_state_dict({key: value for key, value in state.items() if key not in skipped}, strict=False)
+    return missing, unexpected

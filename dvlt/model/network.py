@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from ..cameras import Cameras
 from ..errors import InputError, StepsError
 from ..geometry import fit_cameras_from_rays, unproject_depth
-from ..runtime import autocast_for, resolve_device, resolve_precision, use_all_cores
-from ..weights import DEFAULT_FILENAME, DEFAULT_REPO, check_compatible, read_state_dict, resolve_checkpoint
+from ..runtime import autocast_for, prepare_for_inference, resolve_device, resolve_precision
+from ..weights import DEFAULT_FILENAME, DEFAULT_REPO, load_weights
 from .config import VALIDATED_STEPS, DVLTConfig
 from .encoder import DinoV2Encoder
 from .heads import CameraHead, ConvDepthHead, RayHead
@@ -65,8 +65,8 @@ class DVLT(nn.Module):
 
     def __init__(
         self,
-        img_size: int = 504,
-        inference_steps: int = 12,
+        img_size: int = DVLTConfig.img_size,
+        inference_steps: int = DVLTConfig.inference_steps,
         precision: str = "auto",
         config: DVLTConfig | None = None,
         decode_chunk_views: int | None = None,
@@ -125,23 +125,15 @@ class DVLT(nn.Module):
         Raises CheckpointNotFoundError / CheckpointUnavailableError / CheckpointMismatchError
         with a message that says how to fix the problem. Returns (missing, unexpected) keys.
         """
-        path = resolve_checkpoint(source, filename, revision)
-        state = read_state_dict(path)
-        missing, unexpected = check_compatible(state, self.state_dict(), strict, str(path))
-        skipped = set(unexpected)
-        self.load_state_dict({key: value for key, value in state.items() if key not in skipped}, strict=False)
-        return missing, unexpected
+        return load_weights(self, source, strict, filename, revision)
 
     def setup_test(self, accelerator_or_device: Any = None) -> DVLT:
         """Move to the accelerator's device (or a device / 'auto'), switch to eval, use all CPU cores."""
-        device = resolve_device(accelerator_or_device)
-        if device.type == "cpu":
-            use_all_cores()
-        # NHWC conv weights make oneDNN/cuDNN keep the depth head in NHWC: ~1.5x faster head on CPU.
-        # Converted before the move: on ZeroGPU only plain .to("cuda") may happen outside the GPU worker.
-        self.depth_decoder.to(memory_format=torch.channels_last)
-        self.to(device)
-        return self.eval()
+        return prepare_for_inference(self, accelerator_or_device)
+
+    def channels_last_modules(self) -> list[nn.Module]:
+        """Modules whose conv weights run faster in NHWC: the full-resolution depth head."""
+        return [self.depth_decoder]
 
     def compute_dtype(self, device: torch.device | None = None) -> torch.dtype:
         """dtype the network computes in on `device` under this model's precision setting."""
