@@ -55,12 +55,12 @@ class Cameras:
         )
 
     def get_intrinsics_matrices(self) -> Tensor:
-        """(S, 3, 3) K matrices."""
-        K = torch.zeros(len(self), 3, 3, dtype=self.fx.dtype, device=self.fx.device)
-        K[:, 0, 0], K[:, 1, 1] = self.fx[:, 0], self.fy[:, 0]
-        K[:, 0, 2], K[:, 1, 2] = self.cx[:, 0], self.cy[:, 0]
-        K[:, 2, 2] = 1.0
-        return K
+        """(S, 3, 3) intrinsics matrices."""
+        intrinsics = torch.zeros(len(self), 3, 3, dtype=self.fx.dtype, device=self.fx.device)
+        intrinsics[:, 0, 0], intrinsics[:, 1, 1] = self.fx[:, 0], self.fy[:, 0]
+        intrinsics[:, 0, 2], intrinsics[:, 1, 2] = self.cx[:, 0], self.cy[:, 0]
+        intrinsics[:, 2, 2] = 1.0
+        return intrinsics
 
     def world_to_cameras(self) -> Tensor:
         """(S, 3, 4) world-to-camera [R^T | -R^T t]."""

@@ -41,6 +41,14 @@ class StepsError(DVLTError, ValueError):
     """The loop count K is not a usable integer."""
 
 
+class SettingsError(DVLTError, ValueError):
+    """An option is out of range or unknown (precision, export format, frame rate, ...)."""
+
+
+class DeviceUnavailableError(DVLTError, RuntimeError):
+    """The requested device (e.g. CUDA) is not available on this machine."""
+
+
 # ------------------------------------------------------------- checkpoints
 class CheckpointError(DVLTError):
     """Weights could not be found, fetched or matched to the model."""

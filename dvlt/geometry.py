@@ -132,10 +132,10 @@ def fit_cameras_from_rays(rays: Tensor, weights: Tensor, patch_size: int) -> tup
     origins = (patch_rays[..., 3:] * patch_w[..., None]).sum(dim=1) / (patch_w.sum(dim=1, keepdim=True) + 1e-8)
     c2w = torch.eye(4, dtype=rays.dtype, device=rays.device).repeat(views, 1, 1)
     c2w[:, :3, :3], c2w[:, :3, 3] = rotation, origins
-    K = torch.zeros(views, 3, 3, dtype=rays.dtype, device=rays.device)
-    K[:, 0, 0], K[:, 1, 1] = focal[:, 0], focal[:, 1]
-    K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = principal[:, 0], principal[:, 1], 1.0
-    return c2w, K
+    intrinsics = torch.zeros(views, 3, 3, dtype=rays.dtype, device=rays.device)
+    intrinsics[:, 0, 0], intrinsics[:, 1, 1] = focal[:, 0], focal[:, 1]
+    intrinsics[:, 0, 2], intrinsics[:, 1, 2], intrinsics[:, 2, 2] = principal[:, 0], principal[:, 1], 1.0
+    return c2w, intrinsics
 
 
 def unproject_depth(depth: Tensor, intrinsics: Tensor, c2w: Tensor, pixel_offset: float = 0.0) -> Tensor:
@@ -148,9 +148,9 @@ def unproject_depth(depth: Tensor, intrinsics: Tensor, c2w: Tensor, pixel_offset
     height, width = depth.shape[-2:]
     u = torch.arange(width, dtype=depth.dtype, device=depth.device) + pixel_offset
     v = torch.arange(height, dtype=depth.dtype, device=depth.device) + pixel_offset
-    K = intrinsics[..., None, None, :, :]
-    x = (u - K[..., 0, 2]) / K[..., 0, 0] * depth
-    y = (v[:, None] - K[..., 1, 2]) / K[..., 1, 1] * depth
+    per_pixel = intrinsics[..., None, None, :, :]
+    x = (u - per_pixel[..., 0, 2]) / per_pixel[..., 0, 0] * depth
+    y = (v[:, None] - per_pixel[..., 1, 2]) / per_pixel[..., 1, 1] * depth
     camera = torch.stack((x, y, depth), dim=-1)
     R, t = c2w[..., None, None, :3, :3], c2w[..., None, None, :3, 3]
     return (R @ camera[..., None])[..., 0] + t

@@ -76,8 +76,8 @@ def reconstruct(
     start = time.perf_counter()
     depth = predictions["depths"][0].float()
     c2w = predictions["extrinsics_c2w"][0].float()
-    K = predictions["intrinsics"][0].float()
-    points = unproject_depth(depth, K, c2w, pixel_offset=0.5)
+    intrinsics = predictions["intrinsics"][0].float()
+    points = unproject_depth(depth, intrinsics, c2w, pixel_offset=0.5)
     images = (batch["images"][0].permute(0, 2, 3, 1) * 255.0).round().clamp(0, 255).to(torch.uint8)
     result = Reconstruction(
         name=name,
@@ -87,7 +87,7 @@ def reconstruct(
         confidence=predictions["depths_conf"][0].float().cpu().numpy(),
         points=points.cpu().numpy().astype(np.float32),
         c2w=c2w.cpu().double().numpy(),
-        intrinsics=K.cpu().double().numpy(),
+        intrinsics=intrinsics.cpu().double().numpy(),
         transforms=batch["transforms"],
         steps=predictions["steps"],
         names=frame_names(frames),

@@ -247,16 +247,16 @@ class DVLT(nn.Module):
         """Fit cameras to the rays and un-project depth through them (float32)."""
         batch, views = raw["depth"].shape[:2]
         rays = raw["rays"].flatten(0, 1)
-        c2w, K = fit_cameras_from_rays(rays, torch.ones(rays.shape[:3], device=rays.device), self.patch_size)
+        c2w, intrinsics = fit_cameras_from_rays(rays, torch.ones(rays.shape[:3], device=rays.device), self.patch_size)
         c2w = c2w[:, :3].reshape(batch, views, 3, 4)
-        K = K.reshape(batch, views, 3, 3)
+        intrinsics = intrinsics.reshape(batch, views, 3, 3)
         return {
-            "cameras": [Cameras.from_matrices(c2w[b], K[b], height, width) for b in range(batch)],
+            "cameras": [Cameras.from_matrices(c2w[b], intrinsics[b], height, width) for b in range(batch)],
             "extrinsics_c2w": c2w,
-            "intrinsics": K,
+            "intrinsics": intrinsics,
             "depths": raw["depth"],
             "depths_conf": raw["depth_conf"],
-            "world_points": unproject_depth(raw["depth"], K, c2w),
+            "world_points": unproject_depth(raw["depth"], intrinsics, c2w),
             "world_points_direct": raw["world_points_direct"],
             "rays": raw["rays"],
             "pose_enc": raw["pose_enc"],
