@@ -1,0 +1,96 @@
+"""Flying-pixel filter, automatic reference view and the Rerun recording, on scenes with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ALOE, WHALE, known_scene
+from PIL import Image
+
+from dvlt.edges import depth_edges
+from dvlt.reference import most_central_view
+
+HEIGHT, WIDTH, FOCAL = 120, 160, 150.0
+
+
+def render_box_before_wall() -> tuple[np.ndarray, np.ndarray]:
+    """Exact z-depth of a camera looking at a wall tilted 30 degrees (depth 4-ish) with a box face at depth 1.5.
+
+    Returns (depth (1, H, W), truth (1, H, W) True on pixels whose 3x3 neighbourhood straddles the box outline).
+    """
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH] + 0.5
+    x = (cols - WIDTH / 2) / FOCAL
+    # wall: points with z = 4 + tan(30 deg) * X, i.e. depth d with d = 4 + tan30 * x d
+    wall = 4.0 / (1.0 - np.tan(np.radians(30)) * x)
+    box = (np.abs(cols - 80) < 30) & (np.abs(rows - 60) < 25)
+    depth = np.where(box, 1.5, wall)
+    padded = np.pad(box, 1, mode="edge")
+    neighbours = [padded[dy : dy + HEIGHT, dx : dx + WIDTH] for dy in range(3) for dx in range(3)]
+    straddles = np.any(neighbours, axis=0) & ~np.all(neighbours, axis=0)
+    return depth[None], straddles[None]
+
+
+def test_edges_drop_the_outline_and_keep_tilted_surfaces():
+    depth, outline = render_box_before_wall()
+    edges = depth_edges(depth)
+    assert edges[outline].all()  # every pixel next to the jump goes
+    assert edges[~outline].mean() < 0.001  # the tilted wall and the box face stay
+
+
+def test_edges_ignore_invalid_pixels():
+    depth, _ = render_box_before_wall()
+    valid = np.ones_like(depth, bool)
+    valid[:, :, :40] = False  # padding: a border of zeros must not make the next column an edge
+    depth = np.where(valid, depth, 0.0)
+    edges = depth_edges(depth, valid)
+    assert not edges[:, :, :40].any() and not edges[:, 30:90, 40:45].any()
+
+
+def sweep(photo, views: int) -> list[Image.Image]:
+    """Crops of a real photo taken by a camera panning left to right over 40 % of its width."""
+    base = Image.open(photo).convert("RGB")
+    width, height = base.size
+    crop = int(0.6 * width)
+    step = (width - crop) // (views - 1)
+    return [base.crop((i * step, 0, i * step + crop, height)) for i in range(views)]
+
+
+@pytest.mark.parametrize("photo", [ALOE / "aloeL.jpg", WHALE / "rubberwhale1.png"], ids=["aloe", "whale"])
+@pytest.mark.parametrize("views", [5, 7])
+def test_reference_is_the_middle_of_a_sweep(photo, views):
+    frames = sweep(photo, views)
+    assert most_central_view(frames) == views // 2
+    shuffled = [frames[i] for i in (np.arange(views) * 3) % views]  # order does not matter, content does
+    assert shuffled[most_central_view(shuffled)] is frames[views // 2]
+
+
+def test_reference_of_a_pair_is_the_first_view():
+    assert most_central_view(sweep(ALOE / "aloeL.jpg", 2)) == 0
+
+
+def test_rerun_recording_reads_back(tmp_path):
+    rerun = pytest.importorskip("rerun")
+    from rerun.chunk import RrdReader
+
+    from dvlt.export.rerun import write_rerun
+    from dvlt.scene import SceneOptions
+
+    rec = known_scene()
+    path = write_rerun(rec, tmp_path / "scene.rrd", SceneOptions(conf_percentile=0, max_points=5_000))
+    columns: dict[str, dict[str, object]] = {}
+    for chunk in RrdReader(path).stream():
+        batch = chunk.to_record_batch()
+        columns.setdefault(chunk.entity_path, {}).update({name: batch.column(name) for name in batch.schema.names})
+    cameras = sorted(e for e in columns if e.rstrip("/").count("/") == 2 and "camera_" in e)
+    assert cameras == [f"/world/camera_{i:03d}" for i in range(rec.num_views)]
+    for index, entity in enumerate(cameras):
+        translation = np.asarray(columns[entity]["Transform3D:translation"].to_pylist()[0]).ravel()
+        assert np.allclose(translation, rec.c2w[index, :, 3], atol=1e-5)
+        pinhole = np.asarray(columns[entity]["Pinhole:image_from_camera"].to_pylist()[0]).reshape(3, 3)
+        # rerun stores the matrix column-major
+        assert np.allclose(pinhole.T, rec.intrinsics[index], atol=1e-3)
+        for child in ("image", "depth", "confidence"):
+            assert f"{entity}/{child}" in columns
+    positions = np.asarray(columns["/world/points"]["Points3D:positions"].to_pylist()[0])
+    assert positions.shape == (5_000, 3)
+    assert rerun.__version__
