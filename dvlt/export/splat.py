@@ -6,8 +6,10 @@ all float32, as the reference 3DGS, gsplat, SuperSplat and gr.Model3D read them:
 - f_dc: the degree-0 spherical-harmonic colour, (rgb - 0.5) / C0 with C0 = 0.28209479;
 - opacity: a logit, sigmoid(opacity) = 1 - 1/confidence (DVLT confidence is 1 + exp(x), so this is x);
 - scale_*: natural-log standard deviations. In the surface plane a splat is half the spacing of the
-  selected points from its view (depth / focal per canvas pixel, widened by the point budget's
-  thinning), so neighbours touch; along the normal it is THIN_RATIO of that;
+  selected points around it: depth / focal per canvas pixel of its view, widened by the point
+  budget's thinning and by the surface's tilt away from the camera (1 / sqrt(cos), the mean of
+  the two in-plane stretches), and narrowed by the number of views that also put points there
+  (its track length), so neighbours touch; along the normal it is THIN_RATIO of that;
 - rot_*: a unit quaternion (w, x, y, z) turning the splat's thin axis (its local z) onto the normal.
 """
 
@@ -19,10 +21,13 @@ import numpy as np
 
 from ..records import Reconstruction
 from ..scene import SceneOptions, keep_mask, normals_of, select_points
+from .images import export_views
 from .ply import write_records
+from .tracks import build_tracks
 
 SH_C0 = 0.28209479177387814
 THIN_RATIO = 0.1  # thickness along the normal relative to the in-plane size
+MIN_FACING = 0.2  # cos of the steepest tilt the splat size follows (about 78 degrees)
 OPACITY_RANGE = (0.01, 0.99)  # alpha is kept inside this so the logit stays finite
 SPLAT_NAME = "splats.ply"
 SPLAT_FIELDS = "x y z nx ny nz f_dc_0 f_dc_1 f_dc_2 opacity scale_0 scale_1 scale_2 rot_0 rot_1 rot_2 rot_3".split()
@@ -46,8 +51,12 @@ def splat_records(rec: Reconstruction, options: SceneOptions = SceneOptions()) -
     available = keep_mask(rec, options).reshape(rec.num_views, -1).sum(axis=1)
     kept = np.bincount(view, minlength=rec.num_views)
     thinning = np.sqrt(available / np.maximum(kept, 1))[view]
+    overlap = np.sqrt(np.maximum(build_tracks(rec, points, export_views(rec)).lengths(len(points)), 1))
     focal = np.sqrt(rec.intrinsics[view, 0, 0] * rec.intrinsics[view, 1, 1])
-    sigma = 0.5 * rec.depth[view, row, col] / focal * thinning
+    rays = rec.c2w[view, :, 3] - points.xyz
+    facing = np.abs((normals * rays).sum(axis=1)) / np.maximum(np.linalg.norm(rays, axis=1), 1e-12)
+    tilt = 1 / np.sqrt(np.maximum(facing, MIN_FACING))
+    sigma = 0.5 * rec.depth[view, row, col] / focal * thinning * tilt / overlap
     alpha = np.clip(1.0 - 1.0 / np.maximum(points.confidence, 1e-6), *OPACITY_RANGE)
     records = np.empty(len(points), dtype=[(name, "<f4") for name in SPLAT_FIELDS])
     records["x"], records["y"], records["z"] = points.xyz.T
