@@ -115,24 +115,35 @@ def write_text(directory: Path, model: SparseModel) -> None:
             q, t = world_to_camera(view.c2w)
             out.write(f"{i + 1} {' '.join(f'{v:.17g}' for v in (*q, *t))} {ids[i]} {view.name}\n")
             mine = tracks.in_view(i)
-            out.write(
-                " ".join(f"{x:.6f} {y:.6f} {pid + 1}" for (x, y), pid in zip(tracks.xy[mine], tracks.point[mine]))
-                + "\n"
-            )
+            rows = [tracks.xy[mine, 0], tracks.xy[mine, 1], tracks.point[mine] + 1]
+            out.write(format_rows("%.6f %.6f %d", rows, " ") + "\n")
     order = model.track_order()
-    starts = np.searchsorted(tracks.point[order], np.arange(len(model.points) + 1))
-    image_ids, point2d = tracks.view[order] + 1, model.point2d_index[order]
+    starts = np.concatenate(([0], np.cumsum(tracks.lengths(len(model.points)))))
+    pairs = format_rows("%d %d", [tracks.view[order] + 1, model.point2d_index[order]], "\n").split("\n")
+    xyz, rgb = model.points.xyz, model.points.rgb
+    heads = format_rows(
+        "%d %.9g %.9g %.9g %d %d %d %.6g",
+        [np.arange(1, len(xyz) + 1), xyz[:, 0], xyz[:, 1], xyz[:, 2], rgb[:, 0], rgb[:, 1], rgb[:, 2], model.errors],
+        "\n",
+    ).split("\n")
     with (directory / "points3D.txt").open("w") as out:
         out.write("# 3D point list with one line of data per point:\n")
         out.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
-        out.write(f"# Number of points: {len(model.points)}\n")
-        for p in range(len(model.points)):
-            x, y, z = model.points.xyz[p]
-            r, g, b = model.points.rgb[p]
-            track = " ".join(
-                f"{i} {k}" for i, k in zip(image_ids[starts[p] : starts[p + 1]], point2d[starts[p] : starts[p + 1]])
-            )
-            out.write(f"{p + 1} {x:.9g} {y:.9g} {z:.9g} {r} {g} {b} {model.errors[p]:.6g} {track}\n")
+        out.write(f"# Number of points: {len(xyz)}\n")
+        if len(xyz):
+            out.write("\n".join(f"{head} {' '.join(pairs[a:b])}" for head, a, b in zip(heads, starts, starts[1:])))
+            out.write("\n")
+
+
+def format_rows(row_format: str, columns: list[np.ndarray], separator: str) -> str:
+    """Rows of `columns` formatted with one %-format and joined by `separator`, in one C-level pass."""
+    count = len(columns[0])
+    if count == 0:
+        return ""
+    values = np.empty(count * len(columns), dtype=object)
+    for k, column in enumerate(columns):
+        values[k :: len(columns)] = np.asarray(column).tolist()
+    return separator.join([row_format] * count) % tuple(values)
 
 
 def write_binary(directory: Path, model: SparseModel) -> None:

@@ -55,8 +55,9 @@ def build_tracks(
 ) -> Tracks:
     """Observations of `points` in every view that sees them (see the module docstring)."""
     point_ids, view_ids, positions = [], [], []
+    xyz = points.xyz.astype(np.float64)
     for index, view in enumerate(views):
-        canvas, z = project(points.xyz, rec.intrinsics[index], rec.c2w[index])
+        canvas, z = project(xyz, rec.intrinsics[index], rec.c2w[index])
         (top, left), (height, width) = view_region(rec, index)
         col, row = np.floor(canvas[:, 0]), np.floor(canvas[:, 1])
         inside = (z > 0) & (col >= left) & (col < left + width) & (row >= top) & (row < top + height)
