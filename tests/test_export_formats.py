@@ -107,7 +107,9 @@ def test_bundle_adjustment_repairs_a_camera_turned_by_one_degree(tmp_path):
     assert messages == [report.message] and "->" in report.message
     assert angle_degrees(refined.c2w[2], truth.c2w[2]) < 0.15
     assert max(angle_degrees(refined.c2w[v], truth.c2w[v]) for v in (1, 3)) < 0.15
-    assert np.abs(refined.c2w[0] - truth.c2w[0]).max() < 1e-9  # still the first view's frame
+    assert np.abs(refined.c2w[0] - truth.c2w[0]).max() < 1e-9  # still the first view's frame...
+    assert np.abs(refined.c2w[:, :, 3] - truth.c2w[:, :, 3]).max() < 0.01  # ...and scale
+    assert np.abs(refined.points[2][rec.valid[2]] - sphere_scene()[0].points[2][rec.valid[2]]).max() < 0.03
     model = pycolmap.Reconstruction(str(write_colmap(refined, tmp_path / "colmap", ALL)))
     image = next(i for i in model.images.values() if i.name == "view2.jpg")
     assert angle_degrees(c2w_of(image), truth.c2w[2]) < 0.15
