@@ -210,7 +210,7 @@ def refine_cameras(
     except Exception as error:  # pycolmap raises plain RuntimeError/ValueError subclasses of its own
         return keep(f"pycolmap failed ({type(error).__name__}).")
     if not (np.isfinite(c2w).all() and np.isfinite(after)) or after > before:
-        return keep(f"the error did not drop ({before:.3f} -> {after:.3f} px).")
+        return keep(f"the error did not drop ({before:.3g} -> {after:.3g} px).")
     c2w = back_to_first_view(c2w, rec.c2w)
     refined = dataclasses.replace(rec, c2w=c2w, points=unproject(rec.depth, rec.intrinsics, c2w))
     message = (
