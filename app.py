@@ -188,12 +188,23 @@ def rerender(session, conf, show_cameras, views, max_points, mask_black, mask_wh
 
 
 @human_errors
-def download_for(session, label, conf, show_cameras, views, max_points, mask_black, mask_white, request: gr.Request):
+def download_for(
+    session,
+    label,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    refine=False,
+    request: gr.Request = None,
+):
     if session is None:
         raise gr.Error("Reconstruct something first, then pick a download format.")
     folder = OUTPUTS.new(request.session_hash if request else None)
     options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
-    return str(studio.download(session.with_photos(MAX_VIEWS), label, options, folder))
+    return str(studio.download(session.with_photos(MAX_VIEWS), label, options, folder, bool(refine), gr.Info))
 
 
 @human_errors
@@ -332,8 +343,11 @@ def build_demo() -> gr.Blocks:
                         )
                         with gr.Row():
                             fmt = gr.Dropdown(
-                                list(studio.DOWNLOAD_FORMATS), value="COLMAP model (zip)", label="Download for…"
+                                list(studio.DOWNLOAD_FORMATS),
+                                value=next(iter(studio.DOWNLOAD_FORMATS)),
+                                label="Download for…",
                             )
+                            refine = gr.Checkbox(False, label="Refine cameras with bundle adjustment")
                             fmt_button = gr.Button("Prepare download")
                         fmt_file = gr.File(label="Export", elem_id="export-file")
                     with gr.Tab("Depth & confidence"):
@@ -384,7 +398,7 @@ def build_demo() -> gr.Blocks:
         conf.release(rerender, [rec_state, *display], [scene, scene_info, downloads], api_name="rerender")
         for trigger in (max_points.release, show_cameras.input, mask_black.input, mask_white.input, views.input):
             trigger(rerender, [rec_state, *display], [scene, scene_info, downloads], api_visibility="private")
-        fmt_button.click(download_for, [rec_state, fmt, *display], fmt_file, api_name="download")
+        fmt_button.click(download_for, [rec_state, fmt, *display, refine], fmt_file, api_name="download")
         compare_button.click(
             compare,
             [*sampling_inputs, reference, steps_a, steps_b, resolution],

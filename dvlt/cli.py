@@ -2,7 +2,8 @@
 
 Each INPUT (a folder of photos, a video, one photo, a .txt list of photo paths,
 or a quoted glob like "shots/*.jpg") is reconstructed separately into
-DIR/<input name>/ in the requested formats.
+DIR/<input name>/ in the requested formats. `python -m dvlt export PREDICTIONS.npz
+--out DIR` re-exports saved predictions without the model (and without torch).
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from tqdm import tqdm
 
 from . import limits
 from .errors import DVLTError
-from .export import FORMATS, export_all, parse_formats
+from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import load_sequence
-from .model import DVLT
-from .pipeline import reconstruct
 from .scene import SceneOptions
-from .weights import DEFAULT_REPO
+
+DEFAULT_REPO = "nvidia/dvlt"  # as dvlt.weights.DEFAULT_REPO, which imports torch
 
 
 def expand_input(text: str) -> tuple[str, str | list[str]]:
@@ -130,7 +130,107 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop near-black and/or near-white pixels (studio backgrounds)",
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_export_parser(commands)
     return parser
+
+
+def add_export_parser(commands: argparse._SubParsersAction) -> None:
+    """`export PREDICTIONS.npz --out DIR`: re-export saved predictions without the model."""
+    exp = commands.add_parser(
+        "export",
+        help="re-export saved predictions (.npz) without the model",
+        description="Write the chosen formats from a predictions .npz (the Space's download or the CLI's npz) "
+        "into OUT, without loading the model.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="formats:\n"
+        + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
+        + "\n  all         every format above",
+    )
+    exp.add_argument("predictions", type=Path, metavar="PREDICTIONS.npz", help="a predictions .npz written by dvlt")
+    exp.add_argument("--out", required=True, type=Path, help="output folder")
+    exp.add_argument(
+        "--formats", default="all", help="comma-separated formats (see below) or 'all' (default %(default)s)"
+    )
+    exp.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="folder with the original photos (matched by file name); default: the model's crops stored in the npz",
+    )
+    exp.add_argument(
+        "--refine",
+        action="store_true",
+        help="bundle-adjust the cameras with pycolmap (pip install 'dvlt-studio[refine]')",
+    )
+    exp.add_argument(
+        "--shared-camera", action="store_true", help="one camera (averaged intrinsics) when all photos have one size"
+    )
+    exp.add_argument(
+        "--centre-principal-point",
+        action="store_true",
+        help="principal point at each photo's centre, poses re-fitted (for the reference 3DGS trainer)",
+    )
+    exp.add_argument(
+        "--conf-percentile",
+        type=float,
+        default=limits.CONF_PERCENTILE_DEFAULT,
+        help="drop points below this confidence percentile (0-100, default %(default)s)",
+    )
+    exp.add_argument("--max-points", type=int, default=limits.POINTS_DEFAULT, help="point budget (default %(default)s)")
+    exp.add_argument(
+        "--mask-background",
+        choices=("none", "black", "white", "both"),
+        default="none",
+        help="drop near-black and/or near-white pixels (studio backgrounds)",
+    )
+    exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def check_export_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject out-of-range export options with argparse's usage error (exit 2)."""
+    if not 0 <= args.conf_percentile < 100:
+        parser.error("--conf-percentile must be in [0, 100)")
+    if args.max_points < 1:
+        parser.error("--max-points must be >= 1")
+    try:
+        args.formats = parse_formats(args.formats)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Re-export one predictions .npz; returns the process exit code."""
+    import zipfile
+
+    from .export.photos import with_photos
+    from .records import Reconstruction
+
+    path: Path = args.predictions
+    if not path.is_file():
+        raise DVLTError(f"{path.name}: no such predictions file.")
+    try:
+        rec = Reconstruction.from_npz(path)
+    except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DVLTError(f"{path.name} is not a predictions .npz written by dvlt ({type(error).__name__}).") from None
+    if args.images is not None:
+        rec = with_photos(rec, args.images)
+    options = SceneOptions(
+        conf_percentile=args.conf_percentile,
+        max_points=args.max_points,
+        mask_black=args.mask_background in ("black", "both"),
+        mask_white=args.mask_background in ("white", "both"),
+    )
+    cameras = CameraOptions(
+        refine=args.refine, shared_camera=args.shared_camera, centre_principal_point=args.centre_principal_point
+    )
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    start = time.perf_counter()
+    written = export_all(rec, args.out, args.formats, options, cameras, log)
+    log(
+        f"{rec.name}: {rec.num_views} views in {time.perf_counter() - start:.1f} s -> "
+        + ", ".join(map(str, written.values()))
+    )
+    return 0
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -155,6 +255,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 def run_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct every input; returns the process exit code."""
+    from .model import DVLT  # torch: only the reconstruct command needs it
+    from .pipeline import reconstruct
+
     show = not args.quiet
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
@@ -195,11 +298,11 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_arguments(parser, args)
+    (check_export_arguments if args.command == "export" else check_arguments)(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.simplefilter("default")
     try:
-        return run_reconstruct(args)
+        return run_export(args) if args.command == "export" else run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -39,6 +39,20 @@ class ViewTransform:
         offset = np.array([self.crop[1] - self.pad[1], self.crop[0] - self.pad[0]], dtype=np.float64)
         return (np.asarray(xy, dtype=np.float64) + offset) / np.array([sx, sy])
 
+    def original_to_canvas(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) original photo (x, y) -> canvas (x, y); the inverse of `canvas_to_original`."""
+        sy, sx = self.scale
+        offset = np.array([self.crop[1] - self.pad[1], self.crop[0] - self.pad[0]], dtype=np.float64)
+        return np.asarray(xy, dtype=np.float64) * np.array([sx, sy]) - offset
+
+    def intrinsics_to_canvas(self, intrinsics: np.ndarray) -> np.ndarray:
+        """3x3 intrinsics of the original photo -> canvas intrinsics (inverse of `intrinsics_to_original`)."""
+        sy, sx = self.scale
+        out = np.array(intrinsics, dtype=np.float64)
+        out[0, 0], out[1, 1] = intrinsics[0, 0] * sx, intrinsics[1, 1] * sy
+        out[:2, 2] = self.original_to_canvas(np.array([intrinsics[0, 2], intrinsics[1, 2]]))
+        return out
+
     def intrinsics_to_original(self, K: np.ndarray) -> np.ndarray:
         """3x3 canvas intrinsics -> intrinsics of the original photo."""
         sy, sx = self.scale

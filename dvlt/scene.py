@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import Reconstruction
+from .normals import point_normals
+from .records import Reconstruction, ViewTransform
 
 # glTF is y-up with cameras looking down -z; OpenCV is y-down looking down +z.
 OPENCV_TO_GLTF = np.array([1.0, -1.0, -1.0])
@@ -75,6 +76,11 @@ def select_points(rec: Reconstruction, options: SceneOptions = SceneOptions()) -
     )
 
 
+def normals_of(rec: Reconstruction, points: PointSet) -> np.ndarray:
+    """(N, 3) unit surface normals of selected points, facing the camera of the view each came from."""
+    return point_normals(rec, points.view, points.pixel[:, 1], points.pixel[:, 0])
+
+
 def scene_centre_and_radius(points: np.ndarray, camera_centres: np.ndarray) -> tuple[np.ndarray, float]:
     """Median point, and the 90th-percentile distance to it (cameras count when there are few points)."""
     cloud = points if len(points) else camera_centres
@@ -92,13 +98,24 @@ def view_colors(count: int) -> np.ndarray:
     return colors.round().astype(np.uint8)
 
 
-def frustum_lines(c2w: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float) -> tuple[np.ndarray, np.ndarray]:
+def photo_rect(transform: ViewTransform) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1): where the whole photo lies on the model canvas (crops and padding undone)."""
+    height, width = transform.original_size
+    (x0, y0), (x1, y1) = transform.original_to_canvas(np.array([[0.0, 0.0], [width, height]]))
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def frustum_lines(
+    c2w: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float, rect: tuple[float, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Edges of one camera's viewing pyramid (apex to 4 corners, the image rectangle, an 'up' tick).
 
+    `rect` (x0, y0, x1, y1) is the image rectangle in the pixels of K (default: the whole (h, w) `size`).
     Returns (starts, ends), each (E, 3), in world coordinates.
     """
     height, width = size
-    corners_px = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
+    x0, y0, x1, y1 = rect if rect is not None else (0.0, 0.0, width, height)
+    corners_px = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
     corners = np.column_stack(((corners_px - K[:2, 2]) / np.diag(K)[:2], np.ones(4))) * depth
     top_mid = (corners[0] + corners[1]) / 2
     tick = top_mid + np.array([0.0, -0.25 * (corners[2, 1] - corners[0, 1]), 0.0])

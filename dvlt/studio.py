@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,19 +23,22 @@ from PIL import Image
 from . import limits
 from .errors import DVLTError, EmptyInputError, InputError, TooManyFramesError
 from .estimate import Estimate, Estimator
-from .export import write_colmap, write_glb, write_nerfstudio, write_ply, zip_directory
+from .export import CameraOptions, adjust_cameras, write_colmap, write_glb, write_nerfstudio, zip_directory
+from .export.ply import write_point_cloud
+from .export.splat import write_splats
 from .inputs import is_video, load_sequence
 from .model import DVLT
 from .pipeline import Progress, Reconstruction, reconstruct
 from .preprocess import canvas_size
-from .scene import SceneOptions, select_points
+from .scene import SceneOptions
 from .visual import depth_change, gallery, legend, shared_range
 
 DOWNLOAD_FORMATS = {
+    "COLMAP (3DGS, gsplat, nerfstudio-colmap)": "colmap",
+    "nerfstudio / instant-ngp (transforms.json)": "nerfstudio",
+    "Gaussian splats (.ply)": "splat",
     "GLB scene": "glb",
     "PLY point cloud": "ply",
-    "COLMAP model (zip)": "colmap",
-    "nerfstudio / 3DGS (zip)": "nerfstudio",
 }
 OUTPUT_MAX_AGE_S = 2 * 3600
 
@@ -244,15 +247,30 @@ def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, li
     return "\n".join(rows) + note, captions
 
 
-def download(rec: Reconstruction, label: str, options: SceneOptions, directory: Path) -> Path:
-    """A single file to download in the chosen format (folders are zipped)."""
+def download(
+    rec: Reconstruction,
+    label: str,
+    options: SceneOptions,
+    directory: Path,
+    refine: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> Path:
+    """A single file to download in the chosen format (folders are zipped).
+
+    With `refine` ("Refine cameras with bundle adjustment") the cameras are bundle-adjusted first; `notify`
+    gets the outcome (reprojection error before -> after, or why the unrefined cameras were kept).
+    """
     kind = DOWNLOAD_FORMATS.get(label)
     if kind is None:
         raise InputError(f"Unknown download format {label!r}.")
+    if refine:
+        rec = adjust_cameras(rec, CameraOptions(refine=True), options, notify or (lambda message: None))
     if kind == "glb":
         return write_glb(rec, directory / "dvlt-scene.glb", options).path
     if kind == "ply":
-        return write_ply(select_points(rec, options), directory / "dvlt-points.ply")
+        return write_point_cloud(rec, directory / "dvlt-points.ply", options)
+    if kind == "splat":
+        return write_splats(rec, directory / "dvlt-splats.ply", options)
     target = directory / f"dvlt-{kind}"
     (write_colmap if kind == "colmap" else write_nerfstudio)(rec, target, options)
     return zip_directory(target, directory / f"dvlt-{kind}.zip")

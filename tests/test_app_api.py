@@ -109,7 +109,7 @@ def test_rerender_and_downloads_use_the_cached_result(client):
     )  # downloads follow
     assert 0.05 * len(loose_points.vertices) / 2 < len(strict_points.vertices) < 0.15 * len(loose_points.vertices) / 2
     archive = client.predict(
-        label="COLMAP model (zip)",
+        label="COLMAP (3DGS, gsplat, nerfstudio-colmap)",
         conf=20,
         show_cameras=True,
         views=["view 0", "view 1"],

@@ -1,6 +1,8 @@
 """Writing a Reconstruction in the formats 3D tools read; one module per format.
 
-export_all(rec, "out/", ["glb", "ply", "colmap", "nerfstudio", "depth", "npz"])
+export_all(rec, "out/", ["glb", "ply", "splat", "colmap", "nerfstudio", "depth", "npz"])
+
+Nothing here imports torch: `dvlt export predictions.npz` re-exports saved predictions without the model.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..records import Reconstruction
-from ..scene import SceneOptions, select_points
+from ..scene import SceneOptions
+from .adjust import CameraOptions, Log, adjust_cameras
 from .colmap import write_colmap
 from .depth import write_depth_maps
 from .glb import GlbStats, write_glb
 from .nerfstudio import write_nerfstudio
-from .ply import write_ply
+from .ply import write_ply, write_point_cloud
+from .refine import RefineReport, refine_cameras
+from .splat import SPLAT_NAME, splat_ply_path, write_splats
 
 Writer = Callable[[Reconstruction, Path, SceneOptions], Path]
 
@@ -26,15 +31,19 @@ FORMATS: dict[str, tuple[str, Writer]] = {
         lambda r, d, o: write_glb(r, d / "scene.glb", o).path,
     ),
     "ply": (
-        "points.ply: binary PLY with colour and confidence",
-        lambda r, d, o: write_ply(select_points(r, o), d / "points.ply"),
+        "points.ply: binary PLY with normals, colour and confidence",
+        lambda r, d, o: write_point_cloud(r, d / "points.ply", o),
+    ),
+    "splat": (
+        f"{SPLAT_NAME}: Gaussian splats in the INRIA 3DGS PLY layout",
+        lambda r, d, o: write_splats(r, d / SPLAT_NAME, o),
     ),
     "colmap": (
-        "colmap/: images + sparse/0 model (text and binary)",
+        "colmap/: images + sparse/0 model with multi-view tracks (3DGS, gsplat, nerfstudio)",
         lambda r, d, o: write_colmap(r, d / "colmap", o).parent.parent,
     ),
     "nerfstudio": (
-        "nerfstudio/: images + transforms.json + PLY",
+        "nerfstudio/: images + depth + transforms.json + PLY (nerfstudio, instant-ngp)",
         lambda r, d, o: write_nerfstudio(r, d / "nerfstudio", o).parent,
     ),
     "depth": (
@@ -57,12 +66,22 @@ def parse_formats(text: str) -> list[str]:
 
 
 def export_all(
-    rec: Reconstruction, directory: str | Path, formats: Iterable[str], options: SceneOptions = SceneOptions()
+    rec: Reconstruction,
+    directory: str | Path,
+    formats: Iterable[str],
+    options: SceneOptions = SceneOptions(),
+    cameras: CameraOptions = CameraOptions(),
+    log: Log = print,
 ) -> dict[str, Path]:
-    """Write each requested format under `directory`; returns {format: written path}."""
+    """Write each requested format under `directory` (after any camera changes); returns {format: written path}.
+
+    The raw `npz` is written from the predictions as they are, not from the adjusted cameras.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return {name: FORMATS[name][1](rec, directory, options) for name in formats}
+    formats = list(formats)
+    adjusted = adjust_cameras(rec, cameras, options, log) if cameras != CameraOptions() else rec
+    return {name: FORMATS[name][1](rec if name == "npz" else adjusted, directory, options) for name in formats}
 
 
 def zip_directory(directory: str | Path, archive: str | Path) -> Path:
@@ -77,7 +96,14 @@ def zip_directory(directory: str | Path, archive: str | Path) -> Path:
 
 __all__ = [
     "FORMATS",
+    "CameraOptions",
     "GlbStats",
+    "RefineReport",
+    "adjust_cameras",
+    "refine_cameras",
+    "splat_ply_path",
+    "write_point_cloud",
+    "write_splats",
     "export_all",
     "parse_formats",
     "write_colmap",

@@ -1,22 +1,27 @@
 """COLMAP sparse model (text and binary) that COLMAP, pycolmap, gsplat and 3DGS read.
 
 One PINHOLE camera per view in the photo's own pixels (preprocessing resize,
-crop and padding undone), the world-to-camera quaternion + translation, and
-3D points from confident pixels, each with a one-entry track pointing at the
-pixel centre it came from. Images are written to `images/` under the names
-the model refers to; the model goes to `sparse/0/`.
+crop and padding undone; views with identical intrinsics and size share one),
+the world-to-camera quaternion + translation, and 3D points from confident
+pixels with multi-view tracks (`tracks.py`) and their mean reprojection error.
+Images are written to `images/` under the names the model refers to; the model
+goes to `sparse/0/`, with `points3D.ply` (normals included) beside it, which the
+reference 3DGS trainer reads instead of converting points3D.bin.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..records import Reconstruction
-from ..scene import PointSet, SceneOptions, select_points
+from ..scene import PointSet, SceneOptions, normals_of, select_points
 from .images import ExportView, write_view_images
+from .ply import write_ply
+from .tracks import Tracks, build_tracks, reprojection_errors
 
 PINHOLE_MODEL_ID = 1
 
@@ -48,103 +53,156 @@ def world_to_camera(c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rotation_to_quaternion(R), -R @ c2w[:3, 3]
 
 
-def observations(points: PointSet, views: list[ExportView]) -> tuple[np.ndarray, np.ndarray]:
-    """Per point: its observation (x, y) in its photo's pixels, and its index within that photo's list."""
-    xy = np.zeros((len(points), 2))
-    index_in_view = np.zeros(len(points), dtype=np.int64)
-    for view_index, view in enumerate(views):
-        mine = np.flatnonzero(points.view == view_index)
-        xy[mine] = view.transform.canvas_to_original(points.pixel[mine] + 0.5)
-        index_in_view[mine] = np.arange(len(mine))
-    return xy, index_in_view
+def camera_ids(views: list[ExportView]) -> tuple[list[int], list[tuple]]:
+    """1-based camera id of each view, and the distinct cameras as (width, height, fx, fy, cx, cy)."""
+    cameras: list[tuple] = []
+    ids = []
+    for view in views:
+        K = view.intrinsics
+        camera = (*view.image.size, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+        if camera not in cameras:
+            cameras.append(camera)
+        ids.append(cameras.index(camera) + 1)
+    return ids, cameras
 
 
-def write_text(
-    directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray
-) -> None:
+@dataclass
+class SparseModel:
+    """Everything a COLMAP sparse model holds, ready to serialise."""
+
+    views: list[ExportView]
+    points: PointSet
+    tracks: Tracks
+    errors: np.ndarray  # (N,) mean reprojection error of each point, pixels
+
+    @property
+    def point2d_index(self) -> np.ndarray:
+        """(M,) index of each observation within its image's points2D list."""
+        index = np.zeros(len(self.tracks.point), dtype=np.int64)
+        for view in range(len(self.views)):
+            mine = self.tracks.in_view(view)
+            index[mine] = np.arange(len(mine))
+        return index
+
+    def track_order(self) -> np.ndarray:
+        """Observation indices sorted by point (stable, so each track lists its views in order)."""
+        return np.argsort(self.tracks.point, kind="stable")
+
+
+def sparse_model(rec: Reconstruction, views: list[ExportView], options: SceneOptions) -> SparseModel:
+    """Select points, build their tracks and errors."""
+    points = select_points(rec, options)
+    tracks = build_tracks(rec, points, views)
+    _, errors = reprojection_errors(points, tracks, views)
+    return SparseModel(views, points, tracks, errors)
+
+
+def write_text(directory: Path, model: SparseModel) -> None:
     """cameras.txt, images.txt, points3D.txt."""
+    ids, cameras = camera_ids(model.views)
     with (directory / "cameras.txt").open("w") as out:
         out.write("# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n")
-        out.write(f"# Number of cameras: {len(views)}\n")
-        for i, view in enumerate(views):
-            K = view.intrinsics
-            width, height = view.image.size
-            out.write(f"{i + 1} PINHOLE {width} {height} {K[0, 0]:.10g} {K[1, 1]:.10g} {K[0, 2]:.10g} {K[1, 2]:.10g}\n")
+        out.write(f"# Number of cameras: {len(cameras)}\n")
+        for i, (width, height, *params) in enumerate(cameras):
+            out.write(f"{i + 1} PINHOLE {width} {height} {' '.join(f'{p:.17g}' for p in params)}\n")
+    tracks = model.tracks
     with (directory / "images.txt").open("w") as out:
         out.write("# Image list with two lines of data per image:\n")
         out.write("#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n#   POINTS2D[] as (X, Y, POINT3D_ID)\n")
-        out.write(f"# Number of images: {len(views)}\n")
-        for i, view in enumerate(views):
+        out.write(f"# Number of images: {len(model.views)}, mean observations per image: ")
+        out.write(f"{len(tracks.point) / max(len(model.views), 1):.1f}\n")
+        for i, view in enumerate(model.views):
             q, t = world_to_camera(view.c2w)
-            out.write(f"{i + 1} {' '.join(f'{v:.17g}' for v in (*q, *t))} {i + 1} {view.name}\n")
-            mine = np.flatnonzero(points.view == i)
-            out.write(" ".join(f"{x:.6f} {y:.6f} {pid + 1}" for (x, y), pid in zip(xy[mine], mine)) + "\n")
+            out.write(f"{i + 1} {' '.join(f'{v:.17g}' for v in (*q, *t))} {ids[i]} {view.name}\n")
+            mine = tracks.in_view(i)
+            rows = [tracks.xy[mine, 0], tracks.xy[mine, 1], tracks.point[mine] + 1]
+            out.write(format_rows("%.6f %.6f %d", rows, " ") + "\n")
+    order = model.track_order()
+    starts = np.concatenate(([0], np.cumsum(tracks.lengths(len(model.points)))))
+    pairs = format_rows("%d %d", [tracks.view[order] + 1, model.point2d_index[order]], "\n").split("\n")
+    xyz, rgb = model.points.xyz, model.points.rgb
+    heads = format_rows(
+        "%d %.9g %.9g %.9g %d %d %d %.6g",
+        [np.arange(1, len(xyz) + 1), xyz[:, 0], xyz[:, 1], xyz[:, 2], rgb[:, 0], rgb[:, 1], rgb[:, 2], model.errors],
+        "\n",
+    ).split("\n")
     with (directory / "points3D.txt").open("w") as out:
         out.write("# 3D point list with one line of data per point:\n")
         out.write("#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
-        out.write(f"# Number of points: {len(points)}\n")
-        table = np.column_stack(
-            (
-                np.arange(1, len(points) + 1),
-                points.xyz,
-                points.rgb,
-                np.zeros(len(points)),
-                points.view + 1,
-                index_in_view,
-            )
-        )
-        np.savetxt(out, table, fmt=["%d", "%.9g", "%.9g", "%.9g", "%d", "%d", "%d", "%.1f", "%d", "%d"])
+        out.write(f"# Number of points: {len(xyz)}\n")
+        if len(xyz):
+            out.write("\n".join(f"{head} {' '.join(pairs[a:b])}" for head, a, b in zip(heads, starts, starts[1:])))
+            out.write("\n")
 
 
-def write_binary(
-    directory: Path, views: list[ExportView], points: PointSet, xy: np.ndarray, index_in_view: np.ndarray
-) -> None:
+def format_rows(row_format: str, columns: list[np.ndarray], separator: str) -> str:
+    """Rows of `columns` formatted with one %-format and joined by `separator`, in one C-level pass."""
+    count = len(columns[0])
+    if count == 0:
+        return ""
+    values = np.empty(count * len(columns), dtype=object)
+    for k, column in enumerate(columns):
+        values[k :: len(columns)] = np.asarray(column).tolist()
+    return separator.join([row_format] * count) % tuple(values)
+
+
+def write_binary(directory: Path, model: SparseModel) -> None:
     """cameras.bin, images.bin, points3D.bin (little-endian, COLMAP's layout)."""
+    ids, cameras = camera_ids(model.views)
     with (directory / "cameras.bin").open("wb") as out:
-        out.write(struct.pack("<Q", len(views)))
-        for i, view in enumerate(views):
-            K = view.intrinsics
-            width, height = view.image.size
-            out.write(
-                struct.pack("<iiQQ4d", i + 1, PINHOLE_MODEL_ID, width, height, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
-            )
+        out.write(struct.pack("<Q", len(cameras)))
+        for i, (width, height, *params) in enumerate(cameras):
+            out.write(struct.pack("<iiQQ4d", i + 1, PINHOLE_MODEL_ID, width, height, *params))
+    tracks = model.tracks
     observation = np.dtype([("x", "<f8"), ("y", "<f8"), ("point3d_id", "<i8")])
     with (directory / "images.bin").open("wb") as out:
-        out.write(struct.pack("<Q", len(views)))
-        for i, view in enumerate(views):
+        out.write(struct.pack("<Q", len(model.views)))
+        for i, view in enumerate(model.views):
             q, t = world_to_camera(view.c2w)
-            out.write(struct.pack("<i7di", i + 1, *q, *t, i + 1) + view.name.encode("utf-8") + b"\0")
-            mine = np.flatnonzero(points.view == i)
+            out.write(struct.pack("<i7di", i + 1, *q, *t, ids[i]) + view.name.encode("utf-8") + b"\0")
+            mine = tracks.in_view(i)
             records = np.empty(len(mine), dtype=observation)
-            records["x"], records["y"], records["point3d_id"] = xy[mine, 0], xy[mine, 1], mine + 1
+            records["x"], records["y"], records["point3d_id"] = (
+                tracks.xy[mine, 0],
+                tracks.xy[mine, 1],
+                tracks.point[mine] + 1,
+            )
             out.write(struct.pack("<Q", len(mine)) + records.tobytes())
-    point = np.dtype(
-        [
-            ("id", "<u8"),
-            ("xyz", "<f8", 3),
-            ("rgb", "u1", 3),
-            ("error", "<f8"),
-            ("track_length", "<u8"),
-            ("image_id", "<i4"),
-            ("point2d_idx", "<i4"),
-        ]
+    order = model.track_order()
+    lengths = model.tracks.lengths(len(model.points))
+    header = np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3), ("error", "<f8"), ("track_length", "<u8")])
+    heads = np.empty(len(model.points), dtype=header)
+    heads["id"] = np.arange(1, len(model.points) + 1)
+    heads["xyz"], heads["rgb"], heads["error"], heads["track_length"] = (
+        model.points.xyz,
+        model.points.rgb,
+        model.errors,
+        lengths,
     )
-    records = np.empty(len(points), dtype=point)
-    records["id"] = np.arange(1, len(points) + 1)
-    records["xyz"], records["rgb"], records["error"] = points.xyz, points.rgb, 0.0
-    records["track_length"], records["image_id"], records["point2d_idx"] = 1, points.view + 1, index_in_view
+    elements = np.empty(len(order), dtype=[("image_id", "<i4"), ("point2d_idx", "<i4")])
+    elements["image_id"], elements["point2d_idx"] = tracks.view[order] + 1, model.point2d_index[order]
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    head_bytes, element_bytes = heads.tobytes(), elements.tobytes()
+    chunks = [struct.pack("<Q", len(model.points))]
+    for p in range(len(model.points)):
+        chunks.append(head_bytes[p * header.itemsize : (p + 1) * header.itemsize])
+        chunks.append(element_bytes[starts[p] * 8 : starts[p + 1] * 8])
     with (directory / "points3D.bin").open("wb") as out:
-        out.write(struct.pack("<Q", len(points)) + records.tobytes())
+        out.write(b"".join(chunks))
+
+
+def write_sparse(directory: Path, model: SparseModel, normals: np.ndarray | None = None) -> Path:
+    """Write the text and binary model (and points3D.ply) into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_text(directory, model)
+    write_binary(directory, model)
+    write_ply(model.points, directory / "points3D.ply", normals)
+    return directory
 
 
 def write_colmap(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
     """Write images/ and sparse/0/ (both text and binary files) under `directory`; returns sparse/0."""
     directory = Path(directory)
     views = write_view_images(rec, directory / "images")
-    sparse = directory / "sparse" / "0"
-    sparse.mkdir(parents=True, exist_ok=True)
-    points = select_points(rec, options)
-    xy, index_in_view = observations(points, views)
-    write_text(sparse, views, points, xy, index_in_view)
-    write_binary(sparse, views, points, xy, index_in_view)
-    return sparse
+    model = sparse_model(rec, views, options)
+    return write_sparse(directory / "sparse" / "0", model, normals_of(rec, model.points))

@@ -1,4 +1,9 @@
-"""GLB scene for any glTF viewer: coloured point cloud plus one frustum mesh per camera.
+"""GLB scene for any glTF viewer: coloured point cloud, one frustum mesh and one glTF camera per view.
+
+Each view gets a perspective camera (yfov and aspectRatio of its photo, from the
+fitted intrinsics) on a node at its pose, so viewers can look through it; glTF
+cameras look down their local -z with +y up. Frustums are drawn over the whole
+photo (its aspect, crops undone), not the padded model canvas.
 
 The scene is moved into glTF axes (y up, looking down -z) so the reference
 camera looks into the screen the way a viewer's default camera does, and it is
@@ -17,15 +22,38 @@ from ..scene import (
     OPENCV_TO_GLTF,
     SceneOptions,
     frustum_lines,
+    photo_rect,
     scene_centre_and_radius,
     select_points,
     tube_mesh,
     view_colors,
 )
+from .colmap import rotation_to_quaternion
 from .gltf import GlbBuilder
 
 FRUSTUM_FRACTION = 0.08  # pyramid depth relative to the scene radius
 TUBE_FRACTION = 0.04  # edge thickness relative to the pyramid depth
+ZNEAR_FRACTION = 0.01  # glTF camera near plane relative to the scene radius
+
+
+def camera_node(c2w: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """glTF node (rotation (x, y, z, w), translation) of an OpenCV camera, in the re-centred glTF world.
+
+    World points go x -> F (x - centre) with F = diag(1, -1, -1); camera axes go OpenCV -> glTF by the
+    same F, so the node rotation is F R F.
+    """
+    flip = np.diag(OPENCV_TO_GLTF)
+    w, x, y, z = rotation_to_quaternion(flip @ c2w[:3, :3] @ flip)
+    return np.array([x, y, z, w]), (c2w[:3, 3] - centre) * OPENCV_TO_GLTF
+
+
+def field_of_view(rec: Reconstruction, index: int) -> tuple[float, float]:
+    """(yfov in radians, aspectRatio = tan(xfov/2) / tan(yfov/2)) of view `index`'s whole photo."""
+    transform = rec.transforms[index]
+    height, width = transform.original_size
+    intrinsics = transform.intrinsics_to_original(rec.intrinsics[index])
+    half_x, half_y = width / (2 * intrinsics[0, 0]), height / (2 * intrinsics[1, 1])
+    return 2 * float(np.arctan(half_y)), float(half_x / half_y)
 
 
 @dataclass(frozen=True)
@@ -47,10 +75,14 @@ def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = Sce
     if len(points):
         glb.add_points("points", (points.xyz - centre) * OPENCV_TO_GLTF, points.rgb)
     views = list(options.views) if options.views is not None else list(range(rec.num_views))
+    for index in views:
+        yfov, aspect = field_of_view(rec, index)
+        glb.add_camera(f"view_{index:03d}", yfov, aspect, ZNEAR_FRACTION * radius, *camera_node(rec.c2w[index], centre))
     if options.show_cameras:
         depth, colors = FRUSTUM_FRACTION * radius, view_colors(rec.num_views)
         for index in views:
-            starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth)
+            rect = photo_rect(rec.transforms[index])
+            starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth, rect)
             vertices, faces = tube_mesh(
                 (starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth
             )

@@ -1,4 +1,4 @@
-"""A minimal binary glTF 2.0 (GLB) writer for coloured points and coloured triangle meshes.
+"""A minimal binary glTF 2.0 (GLB) writer for coloured points, coloured triangle meshes and cameras.
 
 Written with numpy in one pass (no per-vertex Python), so a 2-million-point
 scene is serialised in tens of milliseconds. Points use KHR_materials_unlit so
@@ -97,6 +97,27 @@ class GlbBuilder:
             name,
             {"attributes": attributes, "indices": indices, "mode": TRIANGLES, "material": self._material(unlit=False)},
         )
+
+    def add_camera(
+        self, name: str, yfov: float, aspect_ratio: float, znear: float, rotation: np.ndarray, translation: np.ndarray
+    ) -> None:
+        """A perspective camera on its own node; `rotation` is a unit quaternion (x, y, z, w), glTF's order."""
+        cameras = self.gltf.setdefault("cameras", [])
+        cameras.append(
+            {
+                "name": name,
+                "type": "perspective",
+                "perspective": {"yfov": float(yfov), "aspectRatio": float(aspect_ratio), "znear": float(znear)},
+            }
+        )
+        node = {
+            "name": name,
+            "camera": len(cameras) - 1,
+            "rotation": [float(v) for v in rotation],
+            "translation": [float(v) for v in translation],
+        }
+        self.gltf["nodes"].append(node)
+        self.gltf["scenes"][0]["nodes"].append(len(self.gltf["nodes"]) - 1)
 
     def to_bytes(self) -> bytes:
         binary = b"".join(self.chunks)

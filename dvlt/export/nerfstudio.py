@@ -1,9 +1,15 @@
-"""`transforms.json` in the layout nerfstudio (and instant-ngp) load, with a PLY for splat initialisation.
+"""`transforms.json` in the layout nerfstudio (and instant-ngp) load, with depth maps and a PLY for splats.
 
 Poses are camera-to-world in the OpenGL/Blender camera convention those tools
 use (x right, y up, looking down -z): the OpenCV pose with its y and z camera
-axes flipped. Intrinsics are written per frame (views may differ) and, for
-tools that only read them once, at the top level from the first view.
+axes flipped. Intrinsics are written per frame; nerfstudio lets top-level
+`fl_x`, `cx`, ... override every frame, so they are written at the top level only
+when all frames share them exactly. Each frame links its z-depth map
+(`depth_file_path`: 16-bit PNG, depth x 1000, which nerfstudio's default
+`depth_unit_scale_factor` 1e-3 turns back into scene units). `scale`, `offset`
+and `aabb_scale` are for instant-ngp, which maps a position p to p * scale + offset:
+they put the point cloud inside its unit cube and the cameras inside the
+`aabb_scale` box; nerfstudio ignores them (it centres and scales on its own).
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from ..records import Reconstruction
-from ..scene import SceneOptions, select_points
+from ..scene import SceneOptions, normals_of, select_points
+from .depth import depth_png, photo_depth
 from .images import write_view_images
 from .ply import write_ply
 
 OPENCV_TO_OPENGL_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
 PLY_NAME = "sparse_pc.ply"
+INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+CUBE_PERCENTILES = (1.0, 99.0)  # the cloud's extent ignores stray points beyond these
+AABB_SCALES = (1, 2, 4, 8, 16, 32, 64, 128)  # the values instant-ngp accepts
 
 
 def opengl_c2w(c2w: np.ndarray) -> np.ndarray:
@@ -40,23 +50,46 @@ def intrinsics_entry(K: np.ndarray, width: int, height: int) -> dict:
     }
 
 
+def unit_cube_fit(cloud: np.ndarray, camera_centres: np.ndarray) -> tuple[float, list[float], int]:
+    """(scale, offset, aabb_scale) for instant-ngp: cloud * scale + offset fills [0, 1]^3 (robust extent),
+    and the aabb_scale box (side aabb_scale, centred on 0.5) holds the cameras too."""
+    cloud = cloud if len(cloud) else camera_centres
+    low, high = np.percentile(cloud, CUBE_PERCENTILES[0], axis=0), np.percentile(cloud, CUBE_PERCENTILES[1], axis=0)
+    extent = float((high - low).max())
+    scale = 1.0 / extent if extent > 1e-12 else 1.0
+    offset = 0.5 - scale * (low + high) / 2
+    reach = np.abs(np.concatenate((cloud, camera_centres)) * scale + offset - 0.5).max() * 2
+    aabb = next((a for a in AABB_SCALES if a >= reach), AABB_SCALES[-1])
+    return scale, offset.tolist(), aabb
+
+
 def write_nerfstudio(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
-    """Write images/, transforms.json and the point cloud; returns the transforms.json path."""
+    """Write images/, depth/, transforms.json and the point cloud; returns the transforms.json path."""
     directory = Path(directory)
     views = write_view_images(rec, directory / "images")
-    write_ply(select_points(rec, options), directory / PLY_NAME)
+    points = select_points(rec, options)
+    write_ply(points, directory / PLY_NAME, normals_of(rec, points))
+    (directory / "depth").mkdir(parents=True, exist_ok=True)
     frames = []
-    for view in views:
-        frame = {"file_path": f"images/{view.name}", "transform_matrix": opengl_c2w(view.c2w).tolist()}
+    for index, view in enumerate(views):
+        depth_path = f"depth/{Path(view.name).stem}.png"
+        depth_png(photo_depth(rec, index, view.transform, view.image.size)).save(directory / depth_path)
+        frame = {
+            "file_path": f"images/{view.name}",
+            "depth_file_path": depth_path,
+            "transform_matrix": opengl_c2w(view.c2w).tolist(),
+        }
         frame.update(intrinsics_entry(view.intrinsics, *view.image.size))
         frames.append(frame)
-    first = views[0]
-    meta = {
-        "camera_model": "PINHOLE",
-        **intrinsics_entry(first.intrinsics, *first.image.size),
-        "frames": frames,
-        "ply_file_path": PLY_NAME,
-    }
+    meta: dict = {"camera_model": "PINHOLE"}
+    shared = {key: frames[0][key] for key in INTRINSIC_KEYS if all(f[key] == frames[0][key] for f in frames)}
+    if len(shared) == len(INTRINSIC_KEYS):  # all or nothing: a partial top level would mix cameras
+        meta.update(shared)
+        for frame in frames:
+            for key in INTRINSIC_KEYS:
+                del frame[key]
+    scale, offset, aabb = unit_cube_fit(points.xyz.astype(np.float64), rec.c2w[:, :3, 3])
+    meta.update({"aabb_scale": aabb, "scale": scale, "offset": offset, "frames": frames, "ply_file_path": PLY_NAME})
     path = directory / "transforms.json"
     path.write_text(json.dumps(meta, indent=2))
     return path
