@@ -123,15 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=limits.POINTS_DEFAULT,
         help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)",
     )
-    rec.add_argument(
+    add_point_filter_arguments(rec)
+    rec.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_export_parser(commands)
+    return parser
+
+
+def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that choose which pixels become points (shared by `reconstruct` and `export`)."""
+    parser.add_argument(
         "--mask-background",
         choices=("none", "black", "white", "both"),
         default="none",
         help="drop near-black and/or near-white pixels (studio backgrounds)",
     )
-    rec.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_export_parser(commands)
-    return parser
+    parser.add_argument(
+        "--drop-edges",
+        action=argparse.BooleanOptionalAction,
+        default=limits.DROP_EDGES_DEFAULT,
+        help="drop flying pixels on depth discontinuities (default: drop; --no-drop-edges keeps them)",
+    )
+
+
+def scene_options(args: argparse.Namespace) -> SceneOptions:
+    """The point selection the command line asked for."""
+    return SceneOptions(
+        conf_percentile=args.conf_percentile,
+        max_points=args.max_points,
+        mask_black=args.mask_background in ("black", "both"),
+        mask_white=args.mask_background in ("white", "both"),
+        drop_edges=args.drop_edges,
+    )
 
 
 def add_export_parser(commands: argparse._SubParsersAction) -> None:
@@ -177,12 +199,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         help="drop points below this confidence percentile (0-100, default %(default)s)",
     )
     exp.add_argument("--max-points", type=int, default=limits.POINTS_DEFAULT, help="point budget (default %(default)s)")
-    exp.add_argument(
-        "--mask-background",
-        choices=("none", "black", "white", "both"),
-        default="none",
-        help="drop near-black and/or near-white pixels (studio backgrounds)",
-    )
+    add_point_filter_arguments(exp)
     exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -214,12 +231,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise DVLTError(f"{path.name} is not a predictions .npz written by dvlt ({type(error).__name__}).") from None
     if args.images is not None:
         rec = with_photos(rec, args.images)
-    options = SceneOptions(
-        conf_percentile=args.conf_percentile,
-        max_points=args.max_points,
-        mask_black=args.mask_background in ("black", "both"),
-        mask_white=args.mask_background in ("white", "both"),
-    )
+    options = scene_options(args)
     cameras = CameraOptions(
         refine=args.refine, shared_camera=args.shared_camera, centre_principal_point=args.centre_principal_point
     )
@@ -262,12 +274,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
     model.setup_test(args.device)
-    options = SceneOptions(
-        conf_percentile=args.conf_percentile,
-        max_points=args.max_points,
-        mask_black=args.mask_background in ("black", "both"),
-        mask_white=args.mask_background in ("white", "both"),
-    )
+    options = scene_options(args)
     failures = []
     for text in tqdm(args.inputs, desc="inputs", unit="input", disable=not show or len(args.inputs) == 1):
         try:

@@ -24,3 +24,8 @@ CONF_PERCENTILE_DEFAULT = 20.0  # drop the least confident 20% of pixels
 def max_views(device_type: str) -> int:
     """The view cap for the device the model runs on."""
     return MAX_VIEWS_GPU if device_type == "cuda" else MAX_VIEWS_CPU
+
+
+DROP_EDGES_DEFAULT = True  # drop flying pixels on depth discontinuities (dvlt.edges)
+FRUSTUM_SCALE_DEFAULT = 0.08  # camera marker depth as a fraction of the scene radius
+FRUSTUM_SCALE_MAX = 0.5

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import limits
+from .edges import depth_edges
 from .normals import point_normals
 from .records import Reconstruction, ViewTransform
 
@@ -22,12 +24,14 @@ BLACK_MAX, WHITE_MIN = 16, 240  # a pixel is background when all channels are be
 class SceneOptions:
     """What to keep when turning predictions into a point cloud."""
 
-    conf_percentile: float = 20.0  # drop pixels below this confidence percentile (0 keeps all)
-    max_points: int = 300_000
+    conf_percentile: float = limits.CONF_PERCENTILE_DEFAULT  # drop pixels below this confidence percentile
+    max_points: int = limits.POINTS_DEFAULT
     views: tuple[int, ...] | None = None  # None = every view
     show_cameras: bool = True
     mask_black: bool = False
     mask_white: bool = False
+    drop_edges: bool = limits.DROP_EDGES_DEFAULT  # flying pixels on depth discontinuities (dvlt.edges)
+    frustum_scale: float = limits.FRUSTUM_SCALE_DEFAULT  # camera marker depth / scene radius; 0 hides them
 
 
 @dataclass
@@ -55,6 +59,8 @@ def keep_mask(rec: Reconstruction, options: SceneOptions) -> np.ndarray:
         mask &= ~(rec.images.max(axis=-1) <= BLACK_MAX)
     if options.mask_white:
         mask &= ~(rec.images.min(axis=-1) >= WHITE_MIN)
+    if options.drop_edges:
+        mask &= ~depth_edges(rec.depth, rec.valid)
     if options.conf_percentile > 0 and mask.any():
         threshold = np.percentile(rec.confidence[mask], options.conf_percentile)
         mask &= rec.confidence >= threshold

@@ -72,11 +72,15 @@ def app_url(checkpoint_dir, tmp_path_factory):
 
 
 def known_scene() -> Reconstruction:
-    """Four ground-truth cameras (view 0 = identity) looking at a wall 2-3 units away."""
+    """Four ground-truth cameras (view 0 = identity) looking at a smooth, wavy wall 2-3 units away."""
     fixture = load_file(str(GOLDEN / "rays_to_pose.safetensors"))
-    c2w, K = fixture["gt_extrinsics_c2w"].double(), fixture["gt_intrinsics"].double()
+    c2w, intrinsics = fixture["gt_extrinsics_c2w"].double(), fixture["gt_intrinsics"].double()
     views, height, width = 4, 126, 168
-    depth = 2.0 + torch.rand(views, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    rows, cols = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
+    phase = torch.arange(views, dtype=torch.float64)[:, None, None]
+    depth = 2.5 + 0.5 * torch.sin(cols / 40 + phase) * torch.cos(rows / 30 - phase)  # no depth edges anywhere
     images = np.random.default_rng(0).integers(0, 255, (views, height, width, 3), dtype=np.uint8)
     images[:, :10] = 0  # a black band, for background masking
     return Reconstruction(
@@ -85,9 +89,9 @@ def known_scene() -> Reconstruction:
         valid=np.ones((views, height, width), bool),
         depth=depth.float().numpy(),
         confidence=np.linspace(1, 5, views * height * width, dtype=np.float32).reshape(views, height, width),
-        points=unproject_depth(depth, K, c2w, 0.5).float().numpy(),
+        points=unproject_depth(depth, intrinsics, c2w, 0.5).float().numpy(),
         c2w=c2w.numpy(),
-        intrinsics=K.numpy(),
+        intrinsics=intrinsics.numpy(),
         steps=12,
         names=[f"cam{i}.png" for i in range(views)],
         transforms=[ViewTransform((height, width), (height, width), (0, 0), (0, 0), (height, width))] * views,

@@ -24,7 +24,7 @@ from dvlt.export.ply import write_point_cloud
 from dvlt.export.splat import write_splats
 from dvlt.scene import SceneOptions
 
-ALL = SceneOptions(conf_percentile=0, max_points=20_000)
+ALL = SceneOptions(conf_percentile=0, max_points=20_000, drop_edges=False)  # every pixel, edges included
 
 
 @pytest.fixture(scope="module")

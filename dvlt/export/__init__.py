@@ -7,10 +7,12 @@ Nothing here imports torch: `dvlt export predictions.npz` re-exports saved predi
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..errors import SettingsError
 from ..records import Reconstruction
 from ..scene import SceneOptions
 from .adjust import CameraOptions, Log, adjust_cameras
@@ -20,6 +22,7 @@ from .glb import GlbStats, write_glb
 from .nerfstudio import write_nerfstudio
 from .ply import write_ply, write_point_cloud
 from .refine import RefineReport, refine_cameras
+from .rerun import write_rerun
 from .splat import SPLAT_NAME, splat_ply_path, write_splats
 
 Writer = Callable[[Reconstruction, Path, SceneOptions], Path]
@@ -51,17 +54,28 @@ FORMATS: dict[str, tuple[str, Writer]] = {
         lambda r, d, o: write_depth_maps(r, d / "depth"),
     ),
     "npz": ("predictions.npz: raw depth, confidence, points, cameras", lambda r, d, o: r.to_npz(d / "predictions.npz")),
+    "rerun": (
+        "scene.rrd: Rerun recording, cameras with image/depth/confidence + points (needs rerun-sdk)",
+        lambda r, d, o: write_rerun(r, d / "scene.rrd", o),
+    ),
 }
+OPTIONAL_FORMATS = {"rerun": "rerun"}  # format -> module it needs; 'all' skips the ones not installed
+
+
+def available(name: str) -> bool:
+    """True when the format's optional dependency (if any) can be imported."""
+    module = OPTIONAL_FORMATS.get(name)
+    return module is None or importlib.util.find_spec(module) is not None
 
 
 def parse_formats(text: str) -> list[str]:
     """'glb,ply' or 'all' -> validated list of format names."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     if names == ["all"]:
-        return list(FORMATS)
+        return [name for name in FORMATS if available(name)]
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:
-        raise ValueError(f"unknown format(s) {unknown or text!r}; choose from {', '.join(FORMATS)} or 'all'")
+        raise SettingsError(f"unknown format(s) {unknown or text!r}; choose from {', '.join(FORMATS)} or 'all'")
     return names
 
 
@@ -95,6 +109,7 @@ def zip_directory(directory: str | Path, archive: str | Path) -> Path:
 
 
 __all__ = [
+    "write_rerun",
     "FORMATS",
     "CameraOptions",
     "GlbStats",

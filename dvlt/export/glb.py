@@ -31,7 +31,6 @@ from ..scene import (
 from .colmap import rotation_to_quaternion
 from .gltf import GlbBuilder
 
-FRUSTUM_FRACTION = 0.08  # pyramid depth relative to the scene radius
 TUBE_FRACTION = 0.04  # edge thickness relative to the pyramid depth
 ZNEAR_FRACTION = 0.01  # glTF camera near plane relative to the scene radius
 
@@ -78,8 +77,9 @@ def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = Sce
     for index in views:
         yfov, aspect = field_of_view(rec, index)
         glb.add_camera(f"view_{index:03d}", yfov, aspect, ZNEAR_FRACTION * radius, *camera_node(rec.c2w[index], centre))
-    if options.show_cameras:
-        depth, colors = FRUSTUM_FRACTION * radius, view_colors(rec.num_views)
+    markers = options.show_cameras and options.frustum_scale > 0
+    if markers:
+        depth, colors = options.frustum_scale * radius, view_colors(rec.num_views)
         for index in views:
             rect = photo_rect(rec.transforms[index])
             starts, ends = frustum_lines(rec.c2w[index], rec.intrinsics[index], rec.size, depth, rect)
@@ -89,4 +89,4 @@ def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = Sce
             glb.add_mesh(f"camera_{index:03d}", vertices, faces, colors[index])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(glb.to_bytes())
-    return GlbStats(path, len(points), len(views) if options.show_cameras else 0, path.stat().st_size)
+    return GlbStats(path, len(points), len(views) if markers else 0, path.stat().st_size)
