@@ -229,19 +229,19 @@ def make_clip(path, frames: int = 24) -> None:
 def test_cli_reconstructs_a_clip_in_windows(checkpoint_dir, tmp_path):
     pycolmap = pytest.importorskip("pycolmap")
     clip = tmp_path / "walk.mp4"
-    make_clip(clip, 24)
+    make_clip(clip, 16)
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "dvlt", "reconstruct", str(clip), "--out", str(out), "--checkpoint",
-         str(checkpoint_dir), "--img-size", "252", "--steps", "8", "--fps", "10", "--max-frames", "24",
-         "--window", "8", "--overlap", "2", "--formats", "npz,colmap", "--device", "cpu"],
+         str(checkpoint_dir), "--img-size", "252", "--steps", "8", "--fps", "10", "--max-frames", "16",
+         "--window", "6", "--overlap", "2", "--formats", "npz,colmap", "--device", "cpu"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "24 views in 4 windows of 8" in result.stderr
+    assert "16 views in 4 windows of 6" in result.stderr
     merged = Reconstruction.from_npz(out / "walk" / "predictions.npz")
-    assert merged.num_views == 24 and np.isfinite(merged.points).all()
+    assert merged.num_views == 16 and np.isfinite(merged.points).all()
     model = pycolmap.Reconstruction(str(out / "walk" / "colmap" / "sparse" / "0"))
-    assert model.num_images() == 24 and len({image.name for image in model.images.values()}) == 24
+    assert model.num_images() == 16 and len({image.name for image in model.images.values()}) == 16
     (line,) = [json.loads(text) for text in (out / "manifest-rank0.jsonl").read_text().splitlines()]
-    assert line["status"] == "ok" and line["windows"] == 4 and line["views"] == 24
+    assert line["status"] == "ok" and line["windows"] == 4 and line["views"] == 16
