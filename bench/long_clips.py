@@ -61,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         checkpoint = args.checkpoint or str(synthetic_checkpoint(scratch))
-        common = [str(args.clip), "--checkpoint", checkpoint, "--img-size", str(args.img_size)]
+        common = ["reconstruct", str(args.clip), "--checkpoint", checkpoint, "--img-size", str(args.img_size)]
         common += ["--steps", str(args.steps), "--precision", args.precision, "--device", "cpu", "--quiet"]
         common += ["--formats", "npz"]
         rows = []

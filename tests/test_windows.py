@@ -245,3 +245,38 @@ def test_cli_reconstructs_a_clip_in_windows(checkpoint_dir, tmp_path):
     assert model.num_images() == 16 and len({image.name for image in model.images.values()}) == 16
     (line,) = [json.loads(text) for text in (out / "manifest-rank0.jsonl").read_text().splitlines()]
     assert line["status"] == "ok" and line["windows"] == 4 and line["views"] == 16
+
+
+def test_long_clip_estimate_lists_windows_per_window_and_total():
+    from dvlt.estimate import Estimator
+    from dvlt.longclip import estimate_clip, plan_clip
+
+    assert plan_clip(16, 16).count == 1 and plan_clip(40, 16).count == 3
+    sizes = [(480, 640)] * 40
+    total, line = estimate_clip(Estimator(), sizes, 252, 8, "cpu", "fp32", max_views=16)
+    one, _ = estimate_clip(Estimator(), sizes[:16], 252, 8, "cpu", "fp32", max_views=16)
+    assert line.startswith("long clip: 3 windows of 16 frames") and "per window" in line and "in total" in line
+    assert total.seconds == pytest.approx(3 * one.seconds) and total.peak_gb == pytest.approx(one.peak_gb)
+
+
+def test_app_long_clip_mode_reconstructs_every_sampled_frame(app_url):
+    """Over HTTP: 19 frames of the box clip on a CPU app (one pass holds 16) come back as 19 cameras, not 16."""
+    import trimesh
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    common = {"mode": "frames per second", "fps": 1.2, "count": 8, "reference": 0, "steps": 8, "resolution": 252}
+    common |= {"conf": 20, "show_cameras": True, "max_points": 50_000, "mask_black": False, "mask_white": False}
+    glb, _, _, _, summary, *_ = client.predict(
+        files=[handle_file(str(BOX))], long_clip=True, api_name="/reconstruct", **common
+    )
+    scene = trimesh.load(glb, force="scene")
+    cameras = [name for name in scene.graph.nodes_geometry if name.startswith("camera_")]
+    assert len(cameras) == 19 and summary.startswith("19 views")
+    assert "long clip: 2 windows of 16 frames" in summary
+    colmap = client.predict("COLMAP model (zip)", 20, True, [f"view {i}" for i in range(19)], 50_000, False, False,
+                            api_name="/download")  # fmt: skip
+    import zipfile
+
+    with zipfile.ZipFile(colmap) as archive:
+        assert len([n for n in archive.namelist() if n.startswith("dvlt-colmap/images/") and n[-1] != "/"]) == 19
