@@ -200,7 +200,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     launch = Launch.from_env()
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
-    model.setup_test(process_device(args.device, launch, torch.cuda.is_available()))
+    device = process_device(args.device, launch, torch.cuda.is_available())
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(device)  # one GPU per process
+    model.setup_test(device)
     if launch.distributed and model.device.type == "cpu":
         torch.set_num_threads(cpu_share(launch))
     options = SceneOptions(
