@@ -123,16 +123,17 @@ def robust_sim3(
     predicted geometry errs in proportion to distance, so far points must not dominate.
     """
     base = np.ones(len(source)) if weights is None else np.asarray(weights, np.float64)
+    extent = float(np.linalg.norm(target - target.mean(axis=0), axis=1).mean()) or 1.0
+    exact = 1e-15 * (extent if spread is None else 1.0)  # residuals below this are rounding
     spread = np.ones(len(source)) if spread is None else np.asarray(spread, np.float64)
     base = base / spread**2
     current = base
     sim = initial or umeyama(source, target, current)
-    extent = float(np.linalg.norm(target - target.mean(axis=0), axis=1).mean()) or 1.0
     sigma = np.inf
     for _ in range(iterations):
         residual = np.linalg.norm(target - sim.apply(source), axis=1) / spread
         sigma = min(sigma, 1.4826 * float(np.median(residual)))
-        if sigma <= 1e-15 * extent:  # exact fit
+        if sigma <= exact:
             break
         threshold = huber_k * sigma
         current = base * np.where(residual <= threshold, 1.0, threshold / np.maximum(residual, 1e-300))
