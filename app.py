@@ -16,7 +16,7 @@ import gradio as gr
 import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches CUDA)
 import torch
 
-from dvlt import limits, studio
+from dvlt import limits, longclip, studio
 from dvlt.errors import DVLTError
 from dvlt.estimate import Estimator
 from dvlt.pipeline import Reconstruction
@@ -32,6 +32,7 @@ MODEL, LOAD_ERROR = studio.load_model(CHECKPOINT, device=DEVICE)
 # bf16 on GPUs; on CPUs when it measures faster. (Never query CUDA here: ZeroGPU forbids it outside @spaces.GPU.)
 PRECISION = "bf16" if DEVICE == "cuda" or cpu_bf16_is_faster() else "fp32"
 MAX_VIEWS = limits.max_views(DEVICE)
+CLIP_FRAMES = limits.max_clip_frames(DEVICE)  # long-clip mode: windows of MAX_VIEWS
 ESTIMATOR = Estimator()
 OUTPUTS = studio.OutputFolders(os.environ.get("DVLT_OUTPUT_DIR"))
 
@@ -88,6 +89,29 @@ def infer(frames: list, steps: int, resolution: int, progress: gr.Progress = gr.
     )
 
 
+def gpu_seconds_windows(frames: list, steps: int, resolution: int, *_: Any, **__: Any) -> int:
+    """ZeroGPU duration for a long clip: every window's estimate (bounded)."""
+    total, _ = longclip.estimate_clip(
+        ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), "cuda", "bf16", MAX_VIEWS
+    )
+    return int(min(900, max(30, 3 * total.seconds + 10)))
+
+
+@spaces.GPU(duration=gpu_seconds_windows)
+def infer_windows(frames: list, steps: int, resolution: int, progress: gr.Progress = gr.Progress()) -> Reconstruction:
+    """Long clip: windows of MAX_VIEWS frames aligned by Sim(3), with progress per window."""
+    return longclip.run_windows(
+        MODEL, frames, steps, resolution, MAX_VIEWS, lambda fraction, message: progress(fraction, desc=message)
+    )
+
+
+def estimate_line(sizes, resolution, steps, long_clip=False) -> str:
+    """The estimate shown before a run: one pass, or per window and in total for a long clip."""
+    if long_clip and len(sizes) > MAX_VIEWS:
+        return longclip.estimate_clip(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION, MAX_VIEWS)[1]
+    return studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1]
+
+
 def learn_speed(rec: Reconstruction) -> None:
     """Feed the measured model time into the estimator (in the main process, not ZeroGPU's worker)."""
     height, width = rec.size
@@ -99,15 +123,15 @@ def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
 
 
 @human_errors
-def preview(files, mode, fps, count, resolution, steps):
+def preview(files, mode, fps, count, resolution, steps, long_clip=False):
     """Decode the upload, show the frames that will be used and the time/memory estimate."""
     if not files:
         return [], "Upload photos or a video to start.", gr.update(value=0), "", []
-    frames = studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS)
+    frames = studio.decode_uploads(files, sampling(mode, fps, count), CLIP_FRAMES if long_clip else MAX_VIEWS)
     if studio.mixed_sizes(frames):
         gr.Warning("Views differ in size or orientation; they will be centre-padded to one canvas.")
     sizes = studio.frame_sizes(frames)
-    estimate = studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1]
+    estimate = estimate_line(sizes, resolution, steps, long_clip)
     items = [(f, f"{i}: {f.info.get('dvlt_name', '')}") for i, f in enumerate(frames)]
     return (
         items,
@@ -118,9 +142,9 @@ def preview(files, mode, fps, count, resolution, steps):
     )
 
 
-def refresh_estimate(sizes, resolution, steps):
+def refresh_estimate(sizes, resolution, steps, long_clip=False):
     """New K or resolution: re-estimate from the cached frame sizes (no decoding)."""
-    return studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1] if sizes else ""
+    return estimate_line(sizes, resolution, steps, long_clip) if sizes else ""
 
 
 def pick_reference(event: gr.SelectData):
@@ -141,19 +165,21 @@ def reconstruct(
     max_points,
     mask_black,
     mask_white,
-    request: gr.Request,
+    long_clip=False,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ):
     """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
     require_model()
     progress(0.0, desc="Decoding the upload")
     how, reference = sampling(mode, fps, count), int(reference or 0)
-    frames = studio.with_reference_first(studio.decode_uploads(files, how, MAX_VIEWS), reference)
-    _, estimate = studio.estimate_for(
-        ESTIMATOR, studio.frame_sizes(frames), int(resolution), int(steps), DEVICE, PRECISION
-    )
-    rec = infer(frames, int(steps), int(resolution), progress)
-    learn_speed(rec)
+    frames = studio.decode_uploads(files, how, CLIP_FRAMES if long_clip else MAX_VIEWS)
+    frames = studio.with_reference_first(frames, reference)
+    windowed = bool(long_clip) and len(frames) > MAX_VIEWS
+    estimate = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
+    rec = (infer_windows if windowed else infer)(frames, int(steps), int(resolution), progress)
+    if not windowed:
+        learn_speed(rec)
     progress(0.97, desc="Building the 3D scene and depth maps")
     folder = OUTPUTS.new(request.session_hash if request else None)
     views = [f"view {i}" for i in range(rec.num_views)]
@@ -204,7 +230,8 @@ def download_for(
         raise gr.Error("Reconstruct something first, then pick a download format.")
     folder = OUTPUTS.new(request.session_hash if request else None)
     options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
-    return str(studio.download(session.with_photos(MAX_VIEWS), label, options, folder, bool(refine), gr.Info))
+    cap = CLIP_FRAMES if session.rec.num_views > MAX_VIEWS else MAX_VIEWS  # decode the photos as the run did
+    return str(studio.download(session.with_photos(cap), label, options, folder, bool(refine), gr.Info))
 
 
 @human_errors
@@ -233,6 +260,7 @@ def example_result(files):
         limits.CONF_PERCENTILE_DEFAULT,
         True,
         limits.POINTS_DEFAULT,
+        False,
         False,
         False,
         None,
@@ -271,6 +299,12 @@ def build_demo() -> gr.Blocks:
                     )
                     fps = gr.Slider(0.5, limits.FPS_MAX, value=limits.FPS_DEFAULT, step=0.5, label="Frames per second")
                     count = gr.Slider(2, MAX_VIEWS, value=8, step=1, label="Number of evenly spaced frames")
+                    long_clip = gr.Checkbox(
+                        False,
+                        label=f"Long clip: keep up to {CLIP_FRAMES} frames and reconstruct them in overlapping "
+                        f"windows of {MAX_VIEWS} instead of thinning to {MAX_VIEWS}",
+                        elem_id="long-clip",
+                    )
                 views_info = gr.Markdown("Upload photos or a video to start.")
                 preview_gallery = gr.Gallery(
                     label="Views to use (click one to make it the reference)",
@@ -377,19 +411,20 @@ def build_demo() -> gr.Blocks:
 
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
-        for trigger in (files.change, mode.change, fps.release, count.release):
+        for trigger in (files.change, mode.change, fps.release, count.release, long_clip.change):
             trigger(
                 preview,
-                [*sampling_inputs, resolution, steps],
+                [*sampling_inputs, resolution, steps, long_clip],
                 [preview_gallery, views_info, reference, estimate, sizes_state],
                 api_visibility="private",
             )
         for trigger in (steps.release, resolution.change):
-            trigger(refresh_estimate, [sizes_state, resolution, steps], estimate, api_visibility="private")
+            trigger(refresh_estimate, [sizes_state, resolution, steps, long_clip], estimate, api_visibility="private")
         preview_gallery.select(pick_reference, None, reference, api_visibility="private")
         run.click(
             reconstruct,
-            [*sampling_inputs, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white],
+            [*sampling_inputs, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white]
+            + [long_clip],
             [scene, scene_info, depth_gallery, legend, run_info, downloads, views, rec_state],
             api_name="reconstruct",
             concurrency_limit=1,

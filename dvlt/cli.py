@@ -20,10 +20,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import limits
+from .batch import Launch, Manifest, assign, cpu_share, process_device
 from .errors import DVLTError
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import load_sequence
 from .scene import SceneOptions
+from .windows import plan_windows, reconstruct_windows
 
 DEFAULT_REPO = "nvidia/dvlt"  # as dvlt.weights.DEFAULT_REPO, which imports torch
 
@@ -124,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)",
     )
     add_point_filter_arguments(rec)
+    rec.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="reconstruct in overlapping windows of W views aligned by Sim(3) (long clips in bounded memory); "
+        "default: one pass, or windows of the device's view cap when the frames exceed it; 0 forces one pass",
+    )
+    rec.add_argument(
+        "--overlap",
+        type=int,
+        default=limits.WINDOW_OVERLAP_DEFAULT,
+        help="frames shared by consecutive windows (default %(default)s)",
+    )
+    rec.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip inputs the output folder's manifest records as done (always on under torchrun/accelerate)",
+    )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
     add_export_parser(commands)
     return parser
@@ -259,41 +279,87 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--img-size must be a positive multiple of 14, got {args.img_size}")
     if args.max_points < 1:
         parser.error("--max-points must be >= 1")
+    if args.window is not None and (args.window == 1 or args.window < 0):
+        parser.error("--window must be 0 (one pass) or at least 2")
+    if args.overlap < 1 or (args.window and args.overlap >= args.window):
+        parser.error("--overlap must be at least 1 and smaller than --window")
     try:
         args.formats = parse_formats(args.formats)
     except ValueError as error:
         parser.error(str(error))
 
 
+def window_for(args: argparse.Namespace, views: int, device_type: str) -> int:
+    """Window size for `views` frames: --window, else the device's one-pass cap when the frames exceed it."""
+    if args.window is not None:
+        return args.window if args.window and views > args.window else 0
+    cap = limits.max_views(device_type)
+    return cap if views > cap else 0
+
+
+def input_name(text: str) -> str:
+    """The output folder an input writes (the input itself when it cannot be expanded; it fails later)."""
+    try:
+        return expand_input(text)[0]
+    except DVLTError:
+        return text
+
+
 def run_reconstruct(args: argparse.Namespace) -> int:
-    """Reconstruct every input; returns the process exit code."""
-    from .model import DVLT  # torch: only the reconstruct command needs it
+    """Reconstruct this process's share of the inputs; returns the process exit code."""
+    import torch  # only the reconstruct command needs torch and the network
+
+    from .model import DVLT
     from .pipeline import reconstruct
 
     show = not args.quiet
+    launch = Launch.from_env()
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
-    model.setup_test(args.device)
+    device = process_device(args.device, launch, torch.cuda.is_available())
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(device)  # one GPU per process
+    model.setup_test(device)
+    if launch.distributed and model.device.type == "cpu":
+        torch.set_num_threads(cpu_share(launch))
     options = scene_options(args)
+    manifest = Manifest(args.out, launch)
+    scenes, skipped = manifest.mine(
+        assign(args.inputs, input_name, launch.world_size), args.resume or launch.distributed
+    )
+    for scene in skipped:
+        print(f"{scene.name}: done in an earlier run, skipped", file=sys.stderr)
     failures = []
-    for text in tqdm(args.inputs, desc="inputs", unit="input", disable=not show or len(args.inputs) == 1):
+    for scene in tqdm(scenes, desc="inputs", unit="input", disable=not show or len(scenes) <= 1):
+        text = scene.text
         try:
-            name, source = expand_input(text)
-            _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
-            with tqdm(
-                total=100, desc=f"{name} ({len(frames)} views, K={args.steps})", unit="%", disable=not show, leave=True
-            ) as bar:
+            with manifest.claim(scene) as entry:
+                name, source = expand_input(text)
+                _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
+                window = window_for(args, len(frames), model.device.type)
+                plan = plan_windows(len(frames), window, args.overlap) if window else [frames]
+                label = f"{len(frames)} views" + (f" in {len(plan)} windows of {window}" if window else "")
+                with tqdm(
+                    total=100, desc=f"{name} ({label}, K={args.steps})", unit="%", disable=not show, leave=True
+                ) as bar:
 
-                def progress(fraction: float, message: str) -> None:
-                    bar.set_postfix_str(message, refresh=False)
-                    bar.update(round(fraction * 100) - bar.n)
+                    def progress(fraction: float, message: str) -> None:
+                        bar.set_postfix_str(message, refresh=False)
+                        bar.update(round(fraction * 100) - bar.n)
 
-                start = time.perf_counter()
-                rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
-                written = export_all(rec, args.out / name, args.formats, options)
+                    start = time.perf_counter()
+                    if window:
+                        rec = reconstruct_windows(
+                            model, frames, window, args.overlap, steps=args.steps, name=name, progress=progress
+                        )
+                    else:
+                        rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
+                    written = export_all(rec, args.out / name, args.formats, options)
+                entry.views, entry.windows, entry.seconds = rec.num_views, len(plan), dict(rec.seconds)
+                entry.outputs = {key: str(path) for key, path in written.items()}
             if show:
                 tqdm.write(
-                    f"{name}: {len(frames)} views in {time.perf_counter() - start:.1f} s -> "
+                    f"{name}: {label} in {time.perf_counter() - start:.1f} s -> "
                     + ", ".join(str(p) for p in written.values())
                 )
         except (DVLTError, OSError, ValueError) as error:

@@ -29,3 +29,14 @@ def max_views(device_type: str) -> int:
 DROP_EDGES_DEFAULT = True  # drop flying pixels on depth discontinuities (dvlt.edges)
 FRUSTUM_SCALE_DEFAULT = 0.08  # camera marker depth as a fraction of the scene radius
 FRUSTUM_SCALE_MAX = 0.5
+
+# Long clips (dvlt/windows.py): more sampled frames than one pass are reconstructed in overlapping
+# windows of max_views() frames, aligned by Sim(3); memory stays that of one window.
+MAX_CLIP_FRAMES_CPU = 64
+MAX_CLIP_FRAMES_GPU = 1000
+WINDOW_OVERLAP_DEFAULT = 4  # frames shared by consecutive windows (a quarter of a 16-view window)
+
+
+def max_clip_frames(device_type: str) -> int:
+    """The most frames a long clip may have on this device (the app's cap in long-clip mode)."""
+    return MAX_CLIP_FRAMES_GPU if device_type == "cuda" else MAX_CLIP_FRAMES_CPU

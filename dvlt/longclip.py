@@ -1,0 +1,95 @@
+"""The Space's long-clip mode, without the UI: plan the windows, estimate them, run them with per-window progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from . import limits
+from .errors import EmptyInputError, InputError
+from .estimate import Estimate, Estimator
+from .model import DVLT
+from .pipeline import Progress
+from .preprocess import canvas_size
+from .records import Reconstruction
+from .windows import plan_windows, reconstruct_windows
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """How a long clip is cut: `count` windows of `window` frames sharing `overlap` frames."""
+
+    frames: int
+    window: int
+    overlap: int
+    count: int
+
+    @property
+    def windowed(self) -> bool:
+        return self.count > 1
+
+    def describe(self) -> str:
+        return f"long clip: {self.count} windows of {self.window} frames ({self.overlap} shared between neighbours)"
+
+
+def plan_clip(frames: int, max_views: int, overlap: int = limits.WINDOW_OVERLAP_DEFAULT) -> ClipPlan:
+    """Windows of the one-pass cap when the frames exceed it, else a single pass."""
+    if frames <= max_views:
+        return ClipPlan(frames, frames, 0, 1)
+    overlap = min(overlap, max_views - 1)
+    return ClipPlan(frames, max_views, overlap, len(plan_windows(frames, max_views, overlap)))
+
+
+def estimate_clip(
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    max_views: int,
+) -> tuple[Estimate, str]:
+    """Total estimate (time adds up over windows, peak memory is one window's) and its line, per window too."""
+    plan = plan_clip(len(sizes), max_views)
+    height, width = canvas_size(sizes, resolution, 14)
+    one = estimator.estimate(plan.window, height, width, steps, device, precision)
+    where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+    if not plan.windowed:
+        return one, one.describe(plan.window, height, width, steps, where)
+    total = Estimate(one.seconds * plan.count, one.peak_gb, one.tflops * plan.count)
+    line = (
+        f"{plan.describe()}: ≈ {one.seconds:.0f} s per window, ≈ {total.seconds:.0f} s in total and "
+        f"≈ {one.peak_gb:.1f} GB at most, for {plan.frames} frames at {width}×{height}, K={steps} on {where} "
+        f"({total.tflops:.1f} TFLOP)"
+    )
+    return total, line
+
+
+def run_windows(
+    model: DVLT,
+    frames: Sequence[Image.Image],
+    steps: int,
+    resolution: int,
+    max_views: int,
+    progress: Progress | None = None,
+) -> Reconstruction:
+    """Check K and resolution, then reconstruct in windows of `max_views` (one pass when the frames fit)."""
+    if not limits.STEPS_MIN <= int(steps) <= limits.STEPS_MAX:
+        raise InputError(f"K must be between {limits.STEPS_MIN} and {limits.STEPS_MAX} here (got {steps}).")
+    if int(resolution) not in limits.RESOLUTIONS:
+        raise InputError(f"Resolution must be one of {', '.join(map(str, limits.RESOLUTIONS))} px.")
+    if not frames:
+        raise EmptyInputError("Nothing to reconstruct: add photos or a video.")
+    plan = plan_clip(len(frames), max_views)
+    return reconstruct_windows(
+        model,
+        frames,
+        plan.window,
+        max(plan.overlap, 1),
+        steps=int(steps),
+        img_size=int(resolution),
+        name="scene",
+        progress=progress,
+    )
