@@ -25,12 +25,14 @@ from .errors import DVLTError, EmptyInputError, InputError, TooManyFramesError
 from .estimate import Estimate, Estimator
 from .export import CameraOptions, adjust_cameras, write_colmap, write_glb, write_nerfstudio, zip_directory
 from .export.ply import write_point_cloud
+from .export.rerun import write_rerun
 from .export.splat import write_splats
 from .inputs import is_video, load_sequence
 from .model import DVLT
 from .pipeline import Progress, Reconstruction, reconstruct
 from .preprocess import canvas_size
-from .scene import SceneOptions
+from .reference import most_central_view
+from .scene import SceneOptions, select_points
 from .visual import depth_change, gallery, legend, shared_range
 
 DOWNLOAD_FORMATS = {
@@ -39,6 +41,7 @@ DOWNLOAD_FORMATS = {
     "Gaussian splats (.ply)": "splat",
     "GLB scene": "glb",
     "PLY point cloud": "ply",
+    "Rerun recording (.rrd)": "rerun",
 }
 OUTPUT_MAX_AGE_S = 2 * 3600
 
@@ -190,6 +193,8 @@ def scene_options(
     max_points: int,
     mask_black: bool,
     mask_white: bool,
+    drop_edges: bool = limits.DROP_EDGES_DEFAULT,
+    frustum_scale: float = limits.FRUSTUM_SCALE_DEFAULT,
 ) -> SceneOptions:
     """SceneOptions from UI values (views may arrive as 'view 3' labels or ints)."""
     chosen = None if views is None else tuple(sorted(int(str(v).split()[-1]) for v in views))
@@ -200,7 +205,24 @@ def scene_options(
         show_cameras=bool(show_cameras),
         mask_black=bool(mask_black),
         mask_white=bool(mask_white),
+        drop_edges=bool(drop_edges),
+        frustum_scale=float(np.clip(frustum_scale, 0.0, limits.FRUSTUM_SCALE_MAX)),
     )
+
+
+def render_splats(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
+    """Write the Gaussian-splat PLY the viewer shows (same filters as the point cloud) and describe it."""
+    start = time.perf_counter()
+    path = write_splats(rec, directory / f"splats-{uuid.uuid4().hex[:8]}.ply", options)
+    took = time.perf_counter() - start
+    gaussians = len(select_points(rec, options))
+    return path, f"**Splats {human_size(path.stat().st_size)}** · {gaussians:,} Gaussians · built in {took:.2f} s"
+
+
+def choose_reference(frames: Sequence[Image.Image]) -> tuple[int, str]:
+    """The most central view (dvlt.reference) and a line saying which it is and why."""
+    index = most_central_view(frames)
+    return index, f"Auto reference: view {index}, the view that shares the most content with the others."
 
 
 def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
@@ -271,6 +293,8 @@ def download(
         return write_point_cloud(rec, directory / "dvlt-points.ply", options)
     if kind == "splat":
         return write_splats(rec, directory / "dvlt-splats.ply", options)
+    if kind == "rerun":
+        return write_rerun(rec, directory / "dvlt-scene.rrd", options)
     target = directory / f"dvlt-{kind}"
     (write_colmap if kind == "colmap" else write_nerfstudio)(rec, target, options)
     return zip_directory(target, directory / f"dvlt-{kind}.zip")
