@@ -274,8 +274,11 @@ def test_app_long_clip_mode_reconstructs_every_sampled_frame(app_url):
     cameras = [name for name in scene.graph.nodes_geometry if name.startswith("camera_")]
     assert len(cameras) == 19 and summary.startswith("19 views")
     assert "long clip: 2 windows of 16 frames" in summary
-    colmap = client.predict("COLMAP (3DGS, gsplat, nerfstudio-colmap)", 20, True, [f"view {i}" for i in range(19)], 50_000, False, False,
-                            api_name="/download")  # fmt: skip
+    colmap = client.predict(
+        label="COLMAP (3DGS, gsplat, nerfstudio-colmap)", conf=20, show_cameras=True,
+        views=[f"view {i}" for i in range(19)], max_points=50_000, mask_black=False, mask_white=False,
+        api_name="/download",
+    )  # fmt: skip
     import zipfile
 
     with zipfile.ZipFile(colmap) as archive:
