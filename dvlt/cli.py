@@ -8,12 +8,16 @@ DIR/<input name>/ in the requested formats.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import glob
 import logging
+import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -130,21 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop near-black and/or near-white pixels (studio backgrounds)",
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty OUT/<input name>/ folder")
     return parser
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject out-of-range options with argparse's usage error (exit 2)."""
-    if args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if not 1 <= args.steps <= limits.STEPS_HARD_MAX:
+        parser.error(f"--steps must be between 1 and {limits.STEPS_HARD_MAX}, got {args.steps}")
     if args.fps <= 0:
         parser.error("--fps must be positive")
     if args.max_frames < 1 or (args.num_frames is not None and args.num_frames < 1):
         parser.error("--max-frames and --num-frames must be >= 1")
     if not 0 <= args.conf_percentile < 100:
         parser.error("--conf-percentile must be in [0, 100)")
-    if args.img_size < 14 or args.img_size % 14:
-        parser.error(f"--img-size must be a positive multiple of 14, got {args.img_size}")
+    if args.img_size < 14 or args.img_size % 14 or args.img_size > limits.IMG_SIZE_MAX:
+        parser.error(f"--img-size must be a multiple of 14 between 14 and {limits.IMG_SIZE_MAX}, got {args.img_size}")
     if args.max_points < 1:
         parser.error("--max-points must be >= 1")
     try:
@@ -153,9 +158,67 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(str(error))
 
 
+def plan_inputs(texts: Sequence[str]) -> list[tuple[str, str, str | list[str]]]:
+    """(input text, distinct scene name, load_sequence source) per INPUT, every path checked to exist.
+
+    Inputs with the same name get name, name-2, name-3, ... so no scene overwrites another."""
+    plans, used = [], set()
+    for text in texts:
+        name, source = expand_input(text)
+        for path in [source] if isinstance(source, str) else source:
+            if not Path(path).exists():
+                raise DVLTError(f"{path}: no such file or folder.")
+        unique, number = name, 1
+        while unique.lower() in used:
+            number += 1
+            unique = f"{name}-{number}"
+        used.add(unique.lower())
+        plans.append((text, unique, source))
+    return plans
+
+
+def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> None:
+    """Create OUT if needed, prove it is writable, and refuse non-empty scene folders unless --overwrite."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".dvlt-write-test-"):
+            pass
+    except OSError as error:
+        raise DVLTError(f"cannot write to the output folder {out} ({error.strerror or error}).") from None
+    busy = [name for name in names if (out / name).exists() and any((out / name).iterdir())]
+    if busy and not overwrite:
+        raise DVLTError(
+            f"{', '.join(str(out / n) for n in busy)} already exist(s) and is not empty; "
+            "pass --overwrite to replace, or choose another --out."
+        )
+
+
+@contextlib.contextmanager
+def scene_folder(target: Path) -> Iterator[Path]:
+    """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
+    or failed run leaves no half-written scene (and a full disk is reported as such)."""
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield partial
+    except BaseException as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DVLTError("the disk is full; nothing was kept for this input.") from None
+        raise
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        target.rename(old / "scene")
+    partial.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def run_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct every input; returns the process exit code."""
     show = not args.quiet
+    plans = plan_inputs(args.inputs)  # inputs and the output folder are checked before the model loads
+    check_output_folder(args.out, [name for _, name, _ in plans], args.overwrite)
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
     model.setup_test(args.device)
@@ -166,10 +229,13 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         mask_white=args.mask_background in ("white", "both"),
     )
     failures = []
-    for text in tqdm(args.inputs, desc="inputs", unit="input", disable=not show or len(args.inputs) == 1):
+    for text, name, source in tqdm(plans, desc="inputs", unit="input", disable=not show or len(plans) == 1):
         try:
-            name, source = expand_input(text)
-            _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
+            _, frames = load_sequence(
+                source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames, max_side=args.img_size
+            )
+            for note in frames.notes:
+                print(f"warning: {text}: {note}", file=sys.stderr)
             with tqdm(
                 total=100, desc=f"{name} ({len(frames)} views, K={args.steps})", unit="%", disable=not show, leave=True
             ) as bar:
@@ -180,7 +246,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
                 start = time.perf_counter()
                 rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
-                written = export_all(rec, args.out / name, args.formats, options)
+                with scene_folder(args.out / name) as folder:
+                    written = export_all(rec, folder, args.formats, options)
+                written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
             if show:
                 tqdm.write(
                     f"{name}: {len(frames)} views in {time.perf_counter() - start:.1f} s -> "
