@@ -6,7 +6,6 @@ Only UI wiring lives here; the work is done by functions in `dvlt.studio`
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -36,24 +35,15 @@ MAX_VIEWS = limits.max_views(DEVICE)
 ESTIMATOR = Estimator()
 
 
-def forget_cached_copy(path) -> None:
-    """Delete Gradio's cached copy of one of our output files (made when outputs live outside Gradio's cache)."""
-    from gradio import processing_utils
-    from gradio_client.utils import strip_invalid_filename_characters
-
-    copy = os.path.join(UPLOAD_CACHE, processing_utils.hash_file(path), strip_invalid_filename_characters(path.name))
-    if os.path.isfile(copy):
-        os.remove(copy)
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(copy))
-
-
 UPLOAD_CACHE = gr.utils.get_upload_folder()
-OUTPUT_DIR = os.environ.get("DVLT_OUTPUT_DIR")  # default: inside Gradio's cache, so each file is written once
+# By default outputs live inside Gradio's cache, so each file is written once (Gradio serves it in place). With
+# DVLT_OUTPUT_DIR elsewhere Gradio serves a copy (shared by content between sessions), removed by delete_cache.
+OUTPUT_DIR = os.environ.get("DVLT_OUTPUT_DIR")
 OUTPUTS = studio.OutputFolders(
-    OUTPUT_DIR or os.path.join(UPLOAD_CACHE, "dvlt-studio"), on_remove=forget_cached_copy if OUTPUT_DIR else None
+    OUTPUT_DIR or os.path.join(UPLOAD_CACHE, "dvlt-studio"),
+    idle_s=float(os.environ.get("DVLT_SESSION_IDLE_S", limits.SESSION_IDLE_S)),
 )
-OUTPUTS.start_timer()
+OUTPUTS.start_timer(float(os.environ.get("DVLT_SWEEP_EVERY_S", limits.SESSION_SWEEP_EVERY_S)))
 
 K_HELP = (
     "K is how many times DVLT loops its shared block. More steps refine depth and cameras further; "

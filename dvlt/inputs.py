@@ -316,7 +316,7 @@ def probe_video(
             continue
         times.append(Fraction(packet.pts * stream.time_base))
         if max_seconds is not None and times[-1] - min(times[0], times[-1]) > max_seconds + 1:
-            raise VideoTooLongError(f"{name} runs longer than {max_seconds:.0f} s; the limit. Trim it first.")
+            raise VideoTooLongError(f"{name} runs longer than the {max_seconds:.0f} s limit. Trim it first.")
         if max_seconds is not None and len(times) > max_seconds * limits.VIDEO_MAX_FPS:
             raise VideoTooLongError(f"{name} has more than {len(times) - 1} frames; too many to sample. Trim it first.")
     container.seek(0)
