@@ -17,6 +17,7 @@ import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches 
 import torch
 
 from dvlt import limits, studio
+from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
 from dvlt.pipeline import Reconstruction
@@ -71,6 +72,8 @@ def human_errors(handler: Callable) -> Callable:
         except Exception:  # a bug or a server problem: log it whole, never blame the user or show paths
             log.exception("unexpected failure in %s", handler.__name__)
             raise gr.Error("Something went wrong on our side. It has been logged; please try again.") from None
+        finally:
+            return_memory()
 
     return wrapped
 

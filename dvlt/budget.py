@@ -7,6 +7,8 @@ slots for the whole decode; a request that cannot get one within
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,3 +28,12 @@ def decode_slot(wait_s: float = limits.DECODE_WAIT_S) -> Iterator[None]:
         yield
     finally:
         _SLOTS.release()
+
+
+def return_memory() -> None:
+    """Hand freed heap memory back to the operating system after a request (glibc keeps it otherwise)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to do
+            pass

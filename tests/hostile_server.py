@@ -46,6 +46,7 @@ class Server:
         while time.time() < deadline:
             try:
                 urllib.request.urlopen(f"{self.url}config", timeout=2).read()
+                self.idle = self.status("VmRSS")  # model loaded, no request yet
                 return
             except OSError:
                 if self.process.poll() is not None:
