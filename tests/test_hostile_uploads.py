@@ -269,3 +269,37 @@ def test_session_folders_are_collision_free_and_capped(tmp_path):
     assert not old.exists() and newer.exists()
     outputs.forget("s")
     assert not (outputs.root / session_key("s")).exists()
+
+
+def test_downloads_say_when_full_size_photos_are_gone(tmp_path):
+    """Exports read the full-size photos from the upload; once it is cleaned up they say so (no silent crops)."""
+    from conftest import known_scene
+
+    from dvlt.studio import SessionResult
+
+    rec = known_scene()
+    photos = []
+    for index in range(rec.num_views):
+        path = tmp_path / f"photo{index}.png"
+        Image.new("RGB", (1200, 900), (40 * index, 90, 160)).save(path)
+        photos.append(str(path))
+    session = SessionResult(rec, tmp_path / "p.npz", tuple(photos), resolution=252)
+    full, note = session.with_photos(16)
+    assert note is None and [image.size for image in full.originals] == [(1200, 900)] * rec.num_views
+    Path(photos[2]).unlink()
+    fallback, note = session.with_photos(16)
+    assert fallback.originals is None and "no longer on the server" in note
+
+
+def test_internal_errors_are_logged_not_blamed_on_the_user(app_url, caplog):
+    import gradio as gr
+    import numpy as np
+
+    import app
+
+    with pytest.raises(gr.Error, match="Something went wrong on our side") as raised:
+        app.human_errors(lambda: np.ones(3).reshape(2, 2))()  # a ValueError inside numpy is a bug of ours
+    assert "reshape" not in str(raised.value)
+    assert any(record.exc_info and "reshape" in str(record.exc_info[1]) for record in caplog.records)
+    with pytest.raises(gr.Error, match="K must be a whole number"):
+        app.human_errors(lambda: app.studio.whole_steps(8.5))()
