@@ -203,6 +203,23 @@ def test_sessions_cannot_read_each_other(server):
     assert Path(owner.predict(**options, api_name="/download")).stat().st_size > 0
     runs = list(server.output_dir.glob("run-*"))
     assert len(runs) == 1 and all(len(folder.name) == 32 for folder in runs[0].iterdir())  # digests, not ids
+    cache = server.output_dir.parent  # Gradio's cache: outputs are served in place, never copied
+    assert all(server.output_dir in path.parents for path in cache.rglob("*.glb"))
+
+
+def test_uploads_have_a_size_cap(server, tmp_path):
+    big = tmp_path / "huge.mp4"
+    with open(big, "wb") as handle:  # sparse: costs no disk
+        handle.truncate((limits.MAX_UPLOAD_MB + 1) * 1024 * 1024)
+    before = server.reset_peak()
+    with httpx.Client(base_url=f"{server.url}gradio_api", timeout=120) as http, open(big, "rb") as data:
+        response = http.post("/upload", files=[("files", ("huge.mp4", data))])
+    PEAKS["501 MB upload"] = (server.status("VmHWM") - before) / GB
+    assert (
+        response.status_code == 413
+        and f"exceeded maximum allowed size of {limits.MAX_UPLOAD_MB * 1024**2} bytes" in response.text
+    )
+    assert server.alive() and PEAKS["501 MB upload"] < SINGLE_REQUEST_BOUND / GB
 
 
 def test_concurrent_sessions_and_heavy_previews(server, files):
