@@ -320,3 +320,31 @@ def test_internal_errors_are_logged_not_blamed_on_the_user(app_url, caplog):
     assert any(record.exc_info and "reshape" in str(record.exc_info[1]) for record in caplog.records)
     with pytest.raises(gr.Error, match="K must be a whole number"):
         app.human_errors(lambda: app.studio.whole_steps(8.5))()
+
+
+def test_decode_slots_are_shared_and_busy_is_explained():
+    """All requests share limits.CONCURRENT_DECODES slots; one that cannot get a slot is told the server is busy."""
+    import threading
+
+    from dvlt.budget import decode_slot
+    from dvlt.errors import ServerBusyError
+
+    holding, release = threading.Barrier(limits.CONCURRENT_DECODES + 1), threading.Event()
+
+    def hold() -> None:
+        with decode_slot():
+            holding.wait()
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold) for _ in range(limits.CONCURRENT_DECODES)]
+    for thread in threads:
+        thread.start()
+    holding.wait()
+    with pytest.raises(ServerBusyError, match="busy decoding other uploads"):
+        with decode_slot(wait_s=0.2):
+            pass
+    release.set()
+    for thread in threads:
+        thread.join()
+    with decode_slot(wait_s=0.2):  # free again
+        pass
