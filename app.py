@@ -17,7 +17,8 @@ import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches 
 import torch
 
 from dvlt import limits, longclip, studio
-from dvlt.errors import DVLTError
+from dvlt.budget import return_memory
+from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
 from dvlt.pipeline import Reconstruction
 from dvlt.runtime import cpu_bf16_is_faster
@@ -34,7 +35,17 @@ PRECISION = "bf16" if DEVICE == "cuda" or cpu_bf16_is_faster() else "fp32"
 MAX_VIEWS = limits.max_views(DEVICE)
 CLIP_FRAMES = limits.max_clip_frames(DEVICE)  # long-clip mode: windows of MAX_VIEWS
 ESTIMATOR = Estimator()
-OUTPUTS = studio.OutputFolders(os.environ.get("DVLT_OUTPUT_DIR"))
+
+
+UPLOAD_CACHE = gr.utils.get_upload_folder()
+# By default outputs live inside Gradio's cache, so each file is written once (Gradio serves it in place). With
+# DVLT_OUTPUT_DIR elsewhere Gradio serves a copy (shared by content between sessions), removed by delete_cache.
+OUTPUT_DIR = os.environ.get("DVLT_OUTPUT_DIR")
+OUTPUTS = studio.OutputFolders(
+    OUTPUT_DIR or os.path.join(UPLOAD_CACHE, "dvlt-studio"),
+    idle_s=float(os.environ.get("DVLT_SESSION_IDLE_S", limits.SESSION_IDLE_S)),
+)
+OUTPUTS.start_timer(float(os.environ.get("DVLT_SWEEP_EVERY_S", limits.SESSION_SWEEP_EVERY_S)))
 
 K_HELP = (
     "K is how many times DVLT loops its shared block. More steps refine depth and cameras further; "
@@ -57,13 +68,13 @@ def human_errors(handler: Callable) -> Callable:
             return handler(*args, **kwargs)
         except gr.Error:
             raise
-        except (DVLTError, ValueError) as error:
+        except DVLTError as error:  # the user's input or a state we explain (busy, disk full)
             raise gr.Error(str(error)) from None
-        except Exception as error:  # keep serving whatever happens
+        except Exception:  # a bug or a server problem: log it whole, never blame the user or show paths
             log.exception("unexpected failure in %s", handler.__name__)
-            raise gr.Error(
-                f"Something went wrong ({type(error).__name__}: {error}). Try fewer views or a lower resolution."
-            ) from None
+            raise gr.Error("Something went wrong on our side. It has been logged; please try again.") from None
+        finally:
+            return_memory()
 
     return wrapped
 
@@ -119,7 +130,24 @@ def learn_speed(rec: Reconstruction) -> None:
 
 
 def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
+    if float(count) != int(count):
+        raise InputError(f"The number of frames must be a whole number, got {count}.")
     return studio.Sampling("count" if mode == "number of frames" else "fps", float(fps), int(count))
+
+
+def checked_resolution(resolution) -> int:
+    """The resolution if it is one the app offers (checked before anything is decoded)."""
+    if resolution not in limits.RESOLUTIONS and str(resolution) not in map(str, limits.RESOLUTIONS):
+        raise InputError(f"Resolution must be one of {', '.join(map(str, limits.RESOLUTIONS))} px.")
+    return int(resolution)
+
+
+def show_notes(frames) -> str:
+    """Warn about anything lost while reading the upload (a damaged clip); the same text for the run info."""
+    notes = list(getattr(frames, "notes", ()))
+    for note in notes:
+        gr.Warning(note)
+    return "".join(f"  \n⚠️ {note}" for note in notes)
 
 
 @human_errors
@@ -127,7 +155,11 @@ def preview(files, mode, fps, count, resolution, steps, long_clip=False):
     """Decode the upload, show the frames that will be used and the time/memory estimate."""
     if not files:
         return [], "Upload photos or a video to start.", gr.update(value=0), "", []
-    frames = studio.decode_uploads(files, sampling(mode, fps, count), CLIP_FRAMES if long_clip else MAX_VIEWS)
+    steps = studio.whole_steps(steps)
+    frames = studio.decode_uploads(
+        files, sampling(mode, fps, count), CLIP_FRAMES if long_clip else MAX_VIEWS, min(limits.RESOLUTIONS)
+    )
+    show_notes(frames)
     if studio.mixed_sizes(frames):
         gr.Warning("Views differ in size or orientation; they will be centre-padded to one canvas.")
     sizes = studio.frame_sizes(frames)
@@ -173,28 +205,30 @@ def reconstruct(
     require_model()
     progress(0.0, desc="Decoding the upload")
     how, reference = sampling(mode, fps, count), int(reference or 0)
-    frames = studio.decode_uploads(files, how, CLIP_FRAMES if long_clip else MAX_VIEWS)
+    steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
+    frames = studio.decode_uploads(files, how, CLIP_FRAMES if long_clip else MAX_VIEWS, resolution)
     frames = studio.with_reference_first(frames, reference)
+    notes = show_notes(frames)
     windowed = bool(long_clip) and len(frames) > MAX_VIEWS
     estimate = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
     rec = (infer_windows if windowed else infer)(frames, int(steps), int(resolution), progress)
     if not windowed:
         learn_speed(rec)
     progress(0.97, desc="Building the 3D scene and depth maps")
-    folder = OUTPUTS.new(request.session_hash if request else None)
     views = [f"view {i}" for i in range(rec.num_views)]
     options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
-    glb, info = studio.render_scene(rec, options, folder)
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        glb, info = studio.render_scene(rec, options, folder)
+        npz = rec.to_npz(folder / "dvlt-predictions.npz")
     items, legend = studio.depth_panels(rec)
-    npz = rec.to_npz(folder / "dvlt-predictions.npz")
-    rec.originals = None  # keep the session cache small; downloads decode the photos again
-    session = studio.SessionResult(rec, npz, tuple(files), how, reference)
+    rec.originals = None  # keep the session cache small; downloads read the photos again
+    session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution)
     return (
         glb,
         info,
         items,
         legend,
-        studio.run_summary(rec, estimate),
+        studio.run_summary(rec, estimate) + notes,
         session.downloads(glb),
         gr.update(choices=views, value=views),
         session,
@@ -206,10 +240,9 @@ def rerender(session, conf, show_cameras, views, max_points, mask_black, mask_wh
     """Rebuild the GLB from the session's cached predictions (no model run)."""
     if session is None:
         raise gr.Error("Reconstruct something first; the display settings apply to its result.")
-    folder = OUTPUTS.new(request.session_hash if request else None)
-    glb, info = studio.render_scene(
-        session.rec, studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white), folder
-    )
+    options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        glb, info = studio.render_scene(session.rec, options, folder)
     return glb, info, session.downloads(glb)
 
 
@@ -228,21 +261,30 @@ def download_for(
 ):
     if session is None:
         raise gr.Error("Reconstruct something first, then pick a download format.")
-    folder = OUTPUTS.new(request.session_hash if request else None)
     options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
     cap = CLIP_FRAMES if session.rec.num_views > MAX_VIEWS else MAX_VIEWS  # decode the photos as the run did
-    return str(studio.download(session.with_photos(cap), label, options, folder, bool(refine), gr.Info))
+    rec, note = session.with_photos(cap)
+    if note:
+        gr.Warning(note)
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        return str(studio.download(rec, label, options, folder, bool(refine), gr.Info))
 
 
 @human_errors
 def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution, progress: gr.Progress = gr.Progress()):
     """Same views, two step counts: time of each and how much depth moved."""
     require_model()
-    if int(steps_a) == int(steps_b):
+    steps_a, steps_b, resolution = (
+        studio.whole_steps(steps_a),
+        studio.whole_steps(steps_b),
+        checked_resolution(resolution),
+    )
+    if steps_a == steps_b:
         raise gr.Error("Pick two different step counts to compare.")
     frames = studio.with_reference_first(
-        studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS), int(reference or 0)
+        studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS, resolution), int(reference or 0)
     )
+    show_notes(frames)
     first, second = (infer(frames, int(k), int(resolution), progress) for k in (steps_a, steps_b))
     return studio.compare_runs(first, second)
 
@@ -274,7 +316,9 @@ def forget_session(request: gr.Request) -> None:
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="DVLT Studio", delete_cache=(1800, 3600)) as demo:
+    # Gradio's cache (uploads; copies of outputs when DVLT_OUTPUT_DIR is elsewhere) is swept of files older than
+    # an hour every 15 min; our own outputs go sooner (OutputFolders' timer, SESSION_IDLE_S).
+    with gr.Blocks(title="DVLT Studio", delete_cache=(900, 3600)) as demo:
         gr.Markdown(
             "# DVLT Studio\nPhotos or a short video in, cameras + depth + a 3D point cloud out, with NVIDIA's "
             "**Déjà View Looping Transformer** ([paper](https://arxiv.org/abs/2605.30215), "
@@ -466,7 +510,11 @@ def build_demo() -> gr.Blocks:
 
 
 demo = build_demo()
+# launch() options that keep uploads bounded and let Gradio serve outputs from DVLT_OUTPUT_DIR wherever it is
+LAUNCH_LIMITS = {"max_file_size": f"{limits.MAX_UPLOAD_MB}mb", "allowed_paths": [str(OUTPUTS.root)]}
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), footer_links=["api", "gradio"])
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), footer_links=["api", "gradio"], **LAUNCH_LIMITS
+    )

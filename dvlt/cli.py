@@ -9,18 +9,22 @@ DIR/<input name>/ in the requested formats. `python -m dvlt export PREDICTIONS.n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import glob
 import logging
+import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import limits
-from .batch import Launch, Manifest, assign, cpu_share, process_device
+from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DVLTError
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import load_sequence
@@ -145,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip inputs the output folder's manifest records as done (always on under torchrun/accelerate)",
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty OUT/<input name>/ folder")
     add_export_parser(commands)
     return parser
 
@@ -267,16 +272,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject out-of-range options with argparse's usage error (exit 2)."""
-    if args.steps < 1:
-        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if not 1 <= args.steps <= limits.STEPS_HARD_MAX:
+        parser.error(f"--steps must be between 1 and {limits.STEPS_HARD_MAX}, got {args.steps}")
     if args.fps <= 0:
         parser.error("--fps must be positive")
     if args.max_frames < 1 or (args.num_frames is not None and args.num_frames < 1):
         parser.error("--max-frames and --num-frames must be >= 1")
     if not 0 <= args.conf_percentile < 100:
         parser.error("--conf-percentile must be in [0, 100)")
-    if args.img_size < 14 or args.img_size % 14:
-        parser.error(f"--img-size must be a positive multiple of 14, got {args.img_size}")
+    if args.img_size < 14 or args.img_size % 14 or args.img_size > limits.IMG_SIZE_MAX:
+        parser.error(f"--img-size must be a multiple of 14 between 14 and {limits.IMG_SIZE_MAX}, got {args.img_size}")
     if args.max_points < 1:
         parser.error("--max-points must be >= 1")
     if args.window is not None and (args.window == 1 or args.window < 0):
@@ -297,12 +302,60 @@ def window_for(args: argparse.Namespace, views: int, device_type: str) -> int:
     return cap if views > cap else 0
 
 
-def input_name(text: str) -> str:
-    """The output folder an input writes (the input itself when it cannot be expanded; it fails later)."""
+def plan_inputs(texts: Sequence[str]) -> list[tuple[str, str, str | list[str]]]:
+    """(input text, distinct scene name, load_sequence source) per INPUT, every path checked to exist.
+
+    Inputs with the same name get name, name-2, name-3, ... so no scene overwrites another."""
+    plans, used = [], set()
+    for text in texts:
+        name, source = expand_input(text)
+        for path in [source] if isinstance(source, str) else source:
+            if not Path(path).exists():
+                raise DVLTError(f"{path}: no such file or folder.")
+        unique, number = name, 1
+        while unique.lower() in used:
+            number += 1
+            unique = f"{name}-{number}"
+        used.add(unique.lower())
+        plans.append((text, unique, source))
+    return plans
+
+
+def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> None:
+    """Create OUT if needed, prove it is writable, and refuse non-empty scene folders unless --overwrite."""
     try:
-        return expand_input(text)[0]
-    except DVLTError:
-        return text
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".dvlt-write-test-"):
+            pass
+    except OSError as error:
+        raise DVLTError(f"cannot write to the output folder {out} ({error.strerror or error}).") from None
+    busy = [name for name in names if (out / name).exists() and any((out / name).iterdir())]
+    if busy and not overwrite:
+        raise DVLTError(
+            f"{', '.join(str(out / n) for n in busy)} already exist(s) and is not empty; "
+            "pass --overwrite to replace, or choose another --out."
+        )
+
+
+@contextlib.contextmanager
+def scene_folder(target: Path) -> Iterator[Path]:
+    """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
+    or failed run leaves no half-written scene (and a full disk is reported as such)."""
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield partial
+    except BaseException as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DVLTError("the disk is full; nothing was kept for this input.") from None
+        raise
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        target.rename(old / "scene")
+    partial.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
@@ -314,6 +367,14 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
     show = not args.quiet
     launch = Launch.from_env()
+    plans = plan_inputs(args.inputs)  # every input and the output folder are checked before the model loads
+    sources = {index: source for index, (_, _, source) in enumerate(plans)}
+    scenes = [Scene(index, text, name, index % launch.world_size) for index, (text, name, _) in enumerate(plans)]
+    manifest = Manifest(args.out, launch)
+    scenes, skipped = manifest.mine(scenes, args.resume or launch.distributed)
+    check_output_folder(args.out, [scene.name for scene in scenes], args.overwrite)
+    for scene in skipped:
+        print(f"{scene.name}: done in an earlier run, skipped", file=sys.stderr)
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
     device = process_device(args.device, launch, torch.cuda.is_available())
@@ -323,19 +384,20 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if launch.distributed and model.device.type == "cpu":
         torch.set_num_threads(cpu_share(launch))
     options = scene_options(args)
-    manifest = Manifest(args.out, launch)
-    scenes, skipped = manifest.mine(
-        assign(args.inputs, input_name, launch.world_size), args.resume or launch.distributed
-    )
-    for scene in skipped:
-        print(f"{scene.name}: done in an earlier run, skipped", file=sys.stderr)
     failures = []
     for scene in tqdm(scenes, desc="inputs", unit="input", disable=not show or len(scenes) <= 1):
-        text = scene.text
+        text, name = scene.text, scene.name
         try:
             with manifest.claim(scene) as entry:
-                name, source = expand_input(text)
-                _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
+                _, frames = load_sequence(
+                    sources[scene.index],
+                    fps=args.fps,
+                    max_frames=args.max_frames,
+                    num_frames=args.num_frames,
+                    max_side=args.img_size,
+                )
+                for note in frames.notes:
+                    print(f"warning: {text}: {note}", file=sys.stderr)
                 window = window_for(args, len(frames), model.device.type)
                 plan = plan_windows(len(frames), window, args.overlap) if window else [frames]
                 label = f"{len(frames)} views" + (f" in {len(plan)} windows of {window}" if window else "")
@@ -354,7 +416,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                         )
                     else:
                         rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
-                    written = export_all(rec, args.out / name, args.formats, options)
+                    with scene_folder(args.out / name) as folder:
+                        written = export_all(rec, folder, args.formats, options)
+                    written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
                 entry.views, entry.windows, entry.seconds = rec.num_views, len(plan), dict(rec.seconds)
                 entry.outputs = {key: str(path) for key, path in written.items()}
             if show:

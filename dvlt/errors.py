@@ -33,6 +33,14 @@ class ImageTooLargeError(InputError):
     """An image has more pixels than the configured limit."""
 
 
+class ImageTooSmallError(InputError):
+    """An image is smaller than one model patch, or too thin to keep a patch after resizing."""
+
+
+class VideoTooLongError(InputError):
+    """A video runs longer than the configured limit (by its header or by its timestamps)."""
+
+
 class MixedSizesError(InputError):
     """Views differ in size or orientation and mixing was not allowed."""
 
@@ -41,8 +49,20 @@ class StepsError(DVLTError, ValueError):
     """The loop count K is not a usable integer."""
 
 
-class SettingsError(DVLTError, ValueError):
-    """An option is out of range or unknown (precision, export format, frame rate, ...)."""
+class OptionError(DVLTError, ValueError):
+    """An option (resolution, frame rate, output folder, ...) is out of range or unusable."""
+
+
+class ServerBusyError(DVLTError):
+    """Every decode slot is taken by other requests; the user should retry shortly."""
+
+
+class DiskFullError(DVLTError, OSError):
+    """The disk filled up while writing results; nothing partial was kept."""
+
+
+class PhotosUnavailableError(DVLTError):
+    """The full-size uploads a download needs have already been deleted from the server."""
 
 
 class DeviceUnavailableError(DVLTError, RuntimeError):

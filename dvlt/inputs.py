@@ -1,24 +1,40 @@
-"""Reading photos and videos into RGB frames.
+"""Reading photos and videos into RGB frames, within limits checked before anything is decoded.
 
 Images are opened with Pillow (HEIC too when pillow-heif is installed), EXIF
 orientation applied, transparency composited over white, grey and 16-bit data
-scaled to 8-bit RGB. Videos are decoded with PyAV and sampled evenly in time.
-Every failure raises an `InputError` subclass whose message names the file.
+scaled to 8-bit RGB. Every photo's size is read from its header first, so a set
+that breaks a limit is refused before a pixel is decoded; with `max_side` a photo
+is decoded straight to the size the model needs (JPEG DCT scaling, then one
+resize), and its full-size pixels stay on disk (`originals` re-reads them).
+Videos are decoded with PyAV: the packets' timestamps are read first (no
+decoding), the frames to use are chosen from them, and only those frames are
+converted, downscaled as they are. Every failure raises an `InputError` subclass
+whose message names the file (never the folder it lies in).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .errors import EmptyInputError, ImageTooLargeError, TooManyFramesError, UnsupportedFileError
+from . import limits
+from .errors import (
+    EmptyInputError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    PhotosUnavailableError,
+    TooManyFramesError,
+    UnsupportedFileError,
+    VideoTooLongError,
+)
 
 try:  # HEIC/HEIF photos from phones; optional.
     from pillow_heif import register_heif_opener
@@ -29,11 +45,34 @@ except ImportError:  # pragma: no cover - exercised only without pillow-heif
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif", ".m4v"})
-DEFAULT_FPS = 2.0
-DEFAULT_MAX_PIXELS = 50_000_000  # per image; larger photos are refused, not silently shrunk
+DEFAULT_FPS = limits.FPS_DEFAULT
+DEFAULT_MAX_PIXELS = limits.MAX_IMAGE_PIXELS  # per image; larger photos are refused, not silently shrunk
 NAME_KEY = "dvlt_name"  # PIL Image.info key holding a frame's source file name
+SOURCE_KEY = "dvlt_source"  # Image.info: path of the full-size photo a downscaled frame came from
+ORIGINAL_SIZE_KEY = "dvlt_original_size"  # Image.info: (height, width) of that photo, upright
+PATCH = 14
+TOLERANCE = Fraction(1, 1000)  # seconds: timestamps this close count as equal
+# EXIF orientation -> the transpose that makes the photo upright (as ImageOps.exif_transpose)
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 PathLike = str | os.PathLike
+
+
+class Frames(list):
+    """A list of RGB frames plus `notes`: things the user should know about how they were read
+    (a damaged clip that gave fewer frames, ...). Behaves exactly like a list otherwise."""
+
+    def __init__(self, frames: Sequence[Image.Image] = (), notes: Sequence[str] = ()) -> None:
+        super().__init__(frames)
+        self.notes: list[str] = list(notes)
 
 
 def natural_key(path: Path) -> list:
@@ -49,14 +88,18 @@ def is_image(path: PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB from any Pillow mode: alpha over white, 16-bit and float rescaled, grey expanded."""
+def to_rgb(image: Image.Image, sixteen_bit: bool | None = None) -> Image.Image:
+    """8-bit RGB from any Pillow mode: alpha over white, 16-bit and float rescaled, grey expanded.
+
+    `sixteen_bit` says whether integer data came from a 16-bit file (None: decide from the mode and values)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        data = np.asarray(image, dtype=np.float64)
+        data = np.asarray(image, dtype=np.float32)
         if image.mode == "F":
             top = 1.0 if data.max(initial=0.0) <= 1.0 else 255.0
         else:
-            top = 65535.0 if data.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+            if sixteen_bit is None:
+                sixteen_bit = data.max(initial=0) > 255 or image.mode.startswith("I;16")
+            top = 65535.0 if sixteen_bit else 255.0
         grey = np.clip(data / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), mode="RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
@@ -67,41 +110,167 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def open_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode one photo to upright 8-bit RGB; raises UnsupportedFileError / ImageTooLargeError."""
-    path = Path(path)
+def fitted_resize(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(h, w) the model's preprocessing resizes a height x width image to for longest side `max_side`."""
+    scale = max_side / max(height, width)
+    return int(round(height * scale)), int(round(width * scale))
+
+
+@dataclass(frozen=True)
+class PhotoHeader:
+    """What a photo's header says: its upright size and EXIF orientation (nothing is decoded)."""
+
+    path: Path
+    height: int
+    width: int
+    orientation: int
+
+
+def _open(path: Path) -> Image.Image:
+    """Image.open with our errors (reads the header only)."""
     name = path.name
     try:
-        image = Image.open(path)
+        return Image.open(path)
     except FileNotFoundError:
         raise UnsupportedFileError(f"{name}: file not found.") from None
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"{name} is too large to decode safely ({error}).") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except IsADirectoryError:
+        raise UnsupportedFileError(f"{name} is a folder; pass its files or the folder alone.") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{name} is too large to decode safely.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise UnsupportedFileError(
             f"{name} is not an image we can read ({type(error).__name__}). Use JPEG, PNG, WebP, BMP, TIFF or HEIC."
         ) from None
-    pixels = image.width * image.height
+
+
+def check_image_size(name: str, width: int, height: int, max_pixels: int, what: str = "photo") -> None:
+    """Refuse a photo or frame whose size the model cannot use or the server cannot afford."""
+    pixels = width * height
     if pixels > max_pixels:
         raise ImageTooLargeError(
-            f"{name} is {image.width}x{image.height} ({pixels / 1e6:.0f} MP); "
-            f"the limit is {max_pixels / 1e6:.0f} MP. Downscale it first."
+            f"{name} is {width}x{height} ({pixels / 1e6:.0f} MP); the limit is {max_pixels / 1e6:.0f} MP "
+            f"per {what}. Downscale it first."
         )
+    if min(width, height) < limits.MIN_IMAGE_SIDE:
+        raise ImageTooSmallError(
+            f"{name} is only {width}x{height} pixels; each side needs at least {limits.MIN_IMAGE_SIDE} "
+            "(one model patch). Use a larger image."
+        )
+    if max(width, height) > limits.MAX_ASPECT_RATIO * min(width, height):
+        raise ImageTooSmallError(
+            f"{name} is {width}x{height}: more than {limits.MAX_ASPECT_RATIO}:1, too thin for the model. Crop it first."
+        )
+
+
+def probe_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoHeader:
+    """Size and orientation of a photo from its header, with every size limit checked; decodes nothing."""
+    path = Path(path)
+    with _open(path) as image:
+        try:
+            orientation = int(image.getexif().get(0x0112, 1) or 1)
+        except Exception:  # a broken EXIF block is not worth refusing the photo for
+            orientation = 1
+        width, height = image.size
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    check_image_size(path.name, width, height, max_pixels)
+    return PhotoHeader(path, height, width, orientation)
+
+
+def open_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
+    """Decode one photo to upright 8-bit RGB; raises UnsupportedFileError / ImageTooLargeError / ImageTooSmallError.
+
+    With `max_side`, a larger photo is decoded straight to the size the model's preprocessing gives it for that
+    longest side (so preprocessing only crops), remembering its source and full size in `Image.info`."""
+    header = probe_image(path, max_pixels)
+    path = header.path
+    target = None
+    if max_side is not None and max(header.height, header.width) > max_side:
+        target = fitted_resize(header.height, header.width, max_side)  # upright (h, w)
     try:
-        image.load()
-        image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as error:
+        with _open(path) as image:
+            image = _decode(image, header, target)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UnsupportedFileError(
-            f"{name} could not be decoded: the file is truncated or corrupt ({error})."
+            f"{path.name} could not be decoded: the file is truncated or corrupt ({type(error).__name__})."
         ) from None
-    return to_rgb(image)
+    if target is not None:
+        image.info[SOURCE_KEY] = str(path)
+        image.info[ORIGINAL_SIZE_KEY] = (header.height, header.width)
+    return image
 
 
-def _packet_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[Fraction]:
-    """Sorted presentation times of the stream's packets, by demuxing only (no decoding)."""
-    times = sorted(Fraction(p.pts * stream.time_base) for p in container.demux(stream) if p.size and p.pts is not None)
-    container.seek(0)
-    return times
+def _decode(image: Image.Image, header: PhotoHeader, target: tuple[int, int] | None) -> Image.Image:
+    """Decode an opened photo (to `target` upright (h, w) when given), upright and 8-bit RGB."""
+    transposed = header.orientation in (5, 6, 7, 8)
+    box = None
+    if target is not None:
+        stored = (target[1], target[0]) if transposed else target  # (h, w) as stored in the file
+        # DCT-scale a JPEG to at least twice the target, so the final resize still filters properly
+        drafted = image.draft(None, (2 * stored[1], 2 * stored[0])) if image.format == "JPEG" else None
+        box = drafted[1] if drafted else None
+    image.load()
+    sixteen_bit = image.mode.startswith("I;16")
+    if target is not None:
+        if sixteen_bit:
+            image = image.convert("I")
+        elif image.mode not in ("RGB", "RGBA", "L", "LA", "I", "F"):
+            image = to_rgb(image)  # palette, CMYK, ...: resize in RGB
+        stored = (target[1], target[0]) if transposed else target
+        image = image.resize((stored[1], stored[0]), Image.Resampling.BILINEAR, box=box)
+    if header.orientation in UPRIGHT:
+        image = image.transpose(UPRIGHT[header.orientation])
+    return to_rgb(image, sixteen_bit if sixteen_bit else None)
+
+
+class Originals(Sequence):
+    """The full-size photos behind downscaled frames, read from disk one at a time when an export asks."""
+
+    def __init__(self, frames: Sequence[Image.Image]) -> None:
+        self._frames = list(frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index):  # noqa: ANN001 - int or slice, as list
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        frame = self._frames[index]
+        source = frame.info.get(SOURCE_KEY)
+        if source is None:
+            return frame
+        try:
+            image = open_image(source, max_pixels=max(DEFAULT_MAX_PIXELS, frame.width * frame.height))
+        except UnsupportedFileError:
+            raise PhotosUnavailableError(
+                f"The full-size photo {Path(source).name} is no longer on the server; upload it again to export it."
+            ) from None
+        image.info[NAME_KEY] = frame.info.get(NAME_KEY, Path(source).name)
+        return image
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        return (self[i] for i in range(len(self)))
+
+    def available(self) -> bool:
+        """Whether every full-size photo is still on disk."""
+        return all(Path(f.info[SOURCE_KEY]).is_file() for f in self._frames if SOURCE_KEY in f.info)
+
+
+def originals(frames: Sequence[Image.Image]) -> Sequence[Image.Image]:
+    """The frames themselves, or, where frames were decoded downscaled, their full-size photos read lazily."""
+    if any(SOURCE_KEY in getattr(f, "info", {}) for f in frames):
+        return Originals(frames)
+    return list(frames)
+
+
+def original_size(frame: Image.Image | np.ndarray) -> tuple[int, int]:
+    """(height, width) of the photo a frame stands for (its own size unless it was decoded downscaled)."""
+    info = getattr(frame, "info", {})
+    if ORIGINAL_SIZE_KEY in info:
+        return tuple(info[ORIGINAL_SIZE_KEY])
+    if isinstance(frame, Image.Image):
+        return frame.height, frame.width
+    return tuple(np.asarray(frame).shape[:2])
 
 
 def evenly_spaced(count: int, keep: int) -> list[int]:
@@ -111,60 +280,151 @@ def evenly_spaced(count: int, keep: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, keep)})
 
 
+@dataclass(frozen=True)
+class VideoHeader:
+    """What a clip's header and packets say, before any frame is decoded."""
+
+    times: list[Fraction]  # sorted presentation times of its packets, in seconds
+    width: int
+    height: int
+    duration: float | None  # seconds, from the header (None when it has none)
+
+
+def probe_video(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    name: str,
+    max_pixels: int,
+    max_seconds: float | None,
+) -> VideoHeader:
+    """Frame size and packet times of a clip, checked against the limits while demuxing (nothing is decoded).
+
+    When the header has no duration the packets' timestamps are counted instead, stopping at the limit."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width and height:
+        check_image_size(name, width, height, max_pixels, what="video frame")
+    duration = None
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    if max_seconds is not None and duration is not None and duration > max_seconds + 1:
+        raise VideoTooLongError(f"{name} is {duration:.0f} s long; the limit is {max_seconds:.0f} s. Trim it first.")
+    times: list[Fraction] = []
+    for packet in container.demux(stream):
+        if not packet.size or packet.pts is None:
+            continue
+        times.append(Fraction(packet.pts * stream.time_base))
+        if max_seconds is not None and times[-1] - min(times[0], times[-1]) > max_seconds + 1:
+            raise VideoTooLongError(f"{name} runs longer than the {max_seconds:.0f} s limit. Trim it first.")
+        if max_seconds is not None and len(times) > max_seconds * limits.VIDEO_MAX_FPS:
+            raise VideoTooLongError(f"{name} has more than {len(times) - 1} frames; too many to sample. Trim it first.")
+    container.seek(0)
+    return VideoHeader(sorted(times), width, height, duration)
+
+
+def sample_times(
+    times: Sequence[Fraction], fps: float | None, num_frames: int | None, max_frames: int | None
+) -> list[Fraction]:
+    """The frame times to decode: one per 1/fps seconds from the first frame (all with fps=None), or
+    `num_frames` evenly spaced; then at most `max_frames`, kept evenly spaced over the clip."""
+    if not times:
+        return []
+    if num_frames is not None:
+        chosen = [times[i] for i in evenly_spaced(len(times), num_frames)]
+    elif fps is not None:
+        period = Fraction(1) / Fraction(fps).limit_denominator(1000)
+        chosen, due = [], times[0]
+        for time in times:
+            if time + TOLERANCE >= due:
+                chosen.append(time)
+                while due <= time + TOLERANCE:
+                    due += period
+    else:
+        chosen = list(times)
+    if max_frames is not None and len(chosen) > max_frames:
+        chosen = [chosen[i] for i in evenly_spaced(len(chosen), max_frames)]
+    return chosen
+
+
+def frame_image(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
+    """An RGB image of a decoded frame, downscaled by the converter to `max_side` (never kept full-size)."""
+    height, width = frame.height, frame.width
+    if max_side is not None and max(height, width) > max_side:
+        height, width = fitted_resize(height, width, max_side)
+        return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+    return frame.to_image()
+
+
 def read_video(
     path: PathLike,
     fps: float | None = DEFAULT_FPS,
     num_frames: int | None = None,
     max_frames: int | None = None,
-) -> list[Image.Image]:
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_seconds: float | None = None,
+    max_side: int | None = limits.VIDEO_FRAME_MAX_SIDE,
+) -> Frames:
     """Frames of a video: one per 1/fps seconds (all with fps=None), or `num_frames` evenly spaced;
     then at most `max_frames`, kept evenly spaced over the clip.
 
-    Sampling works on timestamps, so a damaged frame shifts a pick to the next good one.
+    Only the chosen frames are converted, downscaled to `max_side`. Sampling works on timestamps, so a damaged
+    frame shifts a pick to the next good one; `notes` of the result say when frames were lost.
     """
     path = Path(path)
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as error:
-        raise UnsupportedFileError(f"{path.name} is not a video we can decode ({error}).") from None
+        reason = "the file is empty" if path.is_file() and path.stat().st_size == 0 else type(error).__name__
+        raise UnsupportedFileError(f"{path.name} is not a video we can decode ({reason}).") from None
+    notes: list[str] = []
     with container:
         if not container.streams.video:
             raise EmptyInputError(f"{path.name} contains no video frames (no video stream).")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        targets: list[Fraction] | None = None  # absolute times to sample; None = every frame
-        if num_frames is not None:
-            times = _packet_times(container, stream)
-            targets = [times[i] for i in evenly_spaced(len(times), num_frames)]
-        period = Fraction(1) / Fraction(fps).limit_denominator(1000) if fps is not None and num_frames is None else None
-        tolerance = Fraction(1, 1000)
-        frames: list[Image.Image] = []
-        last, last_taken = None, False
+        try:
+            header = probe_video(container, stream, path.name, max_pixels, max_seconds)
+        except av.error.FFmpegError as error:
+            raise UnsupportedFileError(f"{path.name} could not be read ({type(error).__name__}).") from None
+        wanted = sample_times(header.times, fps, num_frames, max_frames)
+        targets = {round(t * 1000): t for t in wanted}  # by millisecond: decoders may return frames out of order
+        frames: list[tuple[Fraction, Image.Image]] = []
+        last, last_time, damaged = None, None, False
         try:
             for frame in container.decode(stream):
+                if not targets:
+                    break
+                if not (header.width and header.height):
+                    check_image_size(path.name, frame.width, frame.height, max_pixels, what="video frame")
                 time = Fraction(frame.pts * stream.time_base) if frame.pts is not None else Fraction(len(frames))
-                last, last_taken = frame, False
-                if period is not None and targets is None:
-                    targets = [time]  # fps sampling starts at the first decoded frame
-                if targets is not None:
-                    if not targets or time + tolerance < targets[0]:
-                        continue
-                    while targets and targets[0] <= time + tolerance:
-                        if period is not None:
-                            targets.append(targets[-1] + period)
-                        targets.pop(0)
-                frames.append(frame.to_image())
-                last_taken = True
-        except av.error.FFmpegError as error:
-            if not frames:
-                raise UnsupportedFileError(f"{path.name} could not be decoded ({error}).") from None
-        if num_frames is not None and targets and last is not None and not last_taken:
-            frames.append(last.to_image())  # the clip's final packets did not decode: end on its last frame
+                key = round(time * 1000)
+                hit = next((k for k in (key, key - 1, key + 1) if k in targets), None)
+                if hit is None:
+                    last, last_time = frame, time
+                    continue
+                del targets[hit]
+                frames.append((time, frame_image(frame, max_side)))
+                last = None
+        except av.error.FFmpegError:
+            damaged = True
+            if not frames and last is None:
+                raise UnsupportedFileError(f"{path.name} could not be decoded: the file is damaged.") from None
+        if targets and last is not None:
+            frames.append((last_time, frame_image(last, max_side)))  # the final packets did not decode: end on last
+        last = None
+    frames = [image for _, image in sorted(frames, key=lambda item: item[0])]
+    planned = len(wanted)
     if not frames:
         raise EmptyInputError(f"No frames could be decoded from {path.name}.")
-    if max_frames is not None and len(frames) > max_frames:
-        frames = [frames[i] for i in evenly_spaced(len(frames), max_frames)]
-    return frames
+    if damaged or len(frames) < planned:
+        notes.append(f"{path.name} is damaged: {len(frames)} of the {planned} frames to sample could be read.")
+    elif header.duration and header.times and float(header.times[-1]) < 0.9 * header.duration - 1:
+        notes.append(
+            f"{path.name} seems cut short: its header says {header.duration:.0f} s but frames stop at "
+            f"{float(header.times[-1]):.0f} s; {len(frames)} frames were read."
+        )
+    return Frames(frames, notes)
 
 
 def list_directory(directory: Path) -> list[Path]:
@@ -219,29 +479,42 @@ def load_sequence(
     max_frames: int | None = None,
     num_frames: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[str, list[Image.Image]]:
+    max_side: int | None = None,
+    max_seconds: float | None = None,
+) -> tuple[str, Frames]:
     """(name, RGB frames) from a directory, an image, a video, or a list of files.
 
-    Videos are sampled at `fps` (or `num_frames` evenly spaced) and capped at
-    `max_frames` evenly spaced frames; more photos than `max_frames` raise
-    TooManyFramesError, since dropping someone's photos silently is worse.
+    Every photo's header is checked (size, count) before any photo is decoded. Videos are sampled at `fps`
+    (or `num_frames` evenly spaced) and capped so photos plus frames stay within `max_frames`; more photos than
+    `max_frames` raise TooManyFramesError, since dropping someone's photos silently is worse. With `max_side`
+    photos are decoded straight to the model's size for that longest side (see `open_image`). The frames' `notes`
+    list anything lost on the way (a damaged clip).
     """
     if fps is not None and fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}.")
     name, files = expand_sources(source)
-    frames: list[Image.Image] = []
+    for path in files:
+        if path.is_dir():
+            raise UnsupportedFileError(f"{path.name} is a folder; pass its files or the folder alone.")
+    photos = [probe_image(path, max_pixels) for path in files if not is_video(path)]  # headers only
+    if max_frames is not None and len(photos) > max_frames:
+        raise TooManyFramesError(
+            f"{len(photos)} views, but the limit is {max_frames}. Use fewer photos or a lower frame rate."
+        )
+    frames = Frames()
+    room = None if max_frames is None else max_frames - len(photos)
     for path in files:
         if is_video(path):
-            clip = read_video(path, fps=fps, num_frames=num_frames, max_frames=max_frames)
+            if room is not None and room < 1:
+                raise TooManyFramesError(
+                    f"{len(photos)} photos leave no room for video frames within the limit of {max_frames} views."
+                )
+            clip = read_video(path, fps, num_frames, room, max_pixels, max_seconds, limits.VIDEO_FRAME_MAX_SIDE)
+            frames.notes.extend(clip.notes)
             frames.extend(tag_name(frame, f"{path.stem}_{index:04d}.jpg") for index, frame in enumerate(clip))
-        elif path.is_dir():
-            raise UnsupportedFileError(f"{path} is a folder; pass its files or the folder alone.")
+            room = None if room is None else room - len(clip)
         else:
-            frames.append(tag_name(open_image(path, max_pixels=max_pixels), path.name))
+            frames.append(tag_name(open_image(path, max_pixels=max_pixels, max_side=max_side), path.name))
     if not frames:
         raise EmptyInputError(f"No frames found in {name}.")
-    if max_frames is not None and len(frames) > max_frames:
-        raise TooManyFramesError(
-            f"{len(frames)} views, but the limit is {max_frames}. Use fewer photos or a lower frame rate."
-        )
     return name, frames

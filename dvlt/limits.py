@@ -1,24 +1,35 @@
-"""Every limit and default the app and CLI enforce, in one place (the UI shows them)."""
+"""Every limit and default the app and CLI enforce, in one place (the UI and README show them)."""
 
 from __future__ import annotations
 
-from .inputs import DEFAULT_FPS, DEFAULT_MAX_PIXELS
 from .model.config import DEFAULT_STEPS, VALIDATED_STEPS
 
 STEPS_MIN, STEPS_MAX = VALIDATED_STEPS  # UI slider range for K
 STEPS_DEFAULT = DEFAULT_STEPS
+STEPS_HARD_MAX = 64  # CLI/API: above this a run takes hours for no gain (trained for 8-16)
 RESOLUTIONS = (504, 378, 252)  # longest side; 504 is what the checkpoint was trained at
 RESOLUTION_DEFAULT = 504
-FPS_DEFAULT = DEFAULT_FPS
+IMG_SIZE_MAX = 1022  # CLI --img-size: 73 patches a side; attention memory grows with the fourth power of the side
+FPS_DEFAULT = 2.0
 FPS_MAX = 10.0
 MAX_VIEWS_CPU = 16  # a 2-vCPU Space needs ~1.5 s per view at 504 px
 MAX_VIEWS_GPU = 64
 MAX_UPLOAD_FILES = 200  # files in one upload (before sampling)
-MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+MAX_UPLOAD_MB = 500  # one uploaded file (Gradio's max_file_size)
+MAX_IMAGE_PIXELS = 50_000_000  # per photo or video frame; read from the header, before decoding
+MIN_IMAGE_SIDE = 14  # one patch: anything smaller carries no usable pixels
+MAX_ASPECT_RATIO = 10  # longer side / shorter side; beyond it the short side vanishes at 252 px
 MAX_VIDEO_SECONDS = 300
+VIDEO_MAX_FPS = 240  # packets per second counted at most while a clip is checked against MAX_VIDEO_SECONDS
+VIDEO_FRAME_MAX_SIDE = 1920  # video frames are downscaled to this longest side as they are decoded
+CONCURRENT_DECODES = 2  # uploads decoded at once across all sessions (each holds at most one full-size photo)
+DECODE_WAIT_S = 60.0  # how long a request waits for a decode slot before it is told the server is busy
 POINTS_DEFAULT = 300_000  # GLB point budget: ~5 MB
 POINTS_MAX = 2_000_000
 CONF_PERCENTILE_DEFAULT = 20.0  # drop the least confident 20% of pixels
+SESSION_IDLE_S = 15 * 60  # a session's outputs are deleted after this long without a request
+SESSION_SWEEP_EVERY_S = 60  # how often the clean-up timer looks
+SESSION_DISK_MB = 1024  # outputs one session may keep on disk
 
 
 def max_views(device_type: str) -> int:

@@ -7,6 +7,7 @@ to its original photo.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from .errors import TooManyFramesError
 from .geometry import unproject_depth
-from .inputs import frame_names
+from .inputs import frame_names, original_size, originals
 from .model import DVLT
 from .preprocess import preprocess_images
 from .records import Reconstruction
@@ -88,11 +89,13 @@ def reconstruct(
         points=points.cpu().numpy().astype(np.float32),
         c2w=c2w.cpu().double().numpy(),
         intrinsics=intrinsics.cpu().double().numpy(),
-        transforms=batch["transforms"],
+        transforms=[  # frames decoded downscaled map back to their full-size photo
+            dataclasses.replace(t, original_size=original_size(f)) for t, f in zip(batch["transforms"], frames)
+        ],
         steps=predictions["steps"],
         names=frame_names(frames),
         seconds=seconds,
-        originals=list(frames),
+        originals=originals(frames),
     )
     seconds["package"] = time.perf_counter() - start
     report(1.0, "Done")

@@ -6,28 +6,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import hashlib
+import logging
+import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
 from . import limits
-from .errors import DVLTError, EmptyInputError, InputError, TooManyFramesError
+from .budget import decode_slot
+from .errors import DiskFullError, DVLTError, EmptyInputError, InputError, StepsError, TooManyFramesError
 from .estimate import Estimate, Estimator
 from .export import CameraOptions, adjust_cameras, write_colmap, write_glb, write_nerfstudio, zip_directory
 from .export.ply import write_point_cloud
 from .export.rerun import write_rerun
 from .export.splat import write_splats
-from .inputs import is_video, load_sequence
+from .inputs import Frames, Originals, is_video, load_sequence, original_size, originals
 from .model import DVLT
 from .pipeline import Progress, Reconstruction, reconstruct
 from .preprocess import canvas_size
@@ -43,7 +49,7 @@ DOWNLOAD_FORMATS = {
     "PLY point cloud": "ply",
     "Rerun recording (.rrd)": "rerun",
 }
-OUTPUT_MAX_AGE_S = 2 * 3600
+log = logging.getLogger("dvlt.studio")
 
 
 @dataclass(frozen=True)
@@ -65,21 +71,28 @@ class SessionResult:
     files: tuple[str, ...] = ()
     sampling: Sampling = Sampling()
     reference: int = 0
+    resolution: int = limits.RESOLUTION_DEFAULT
 
     def downloads(self, glb: Path) -> list[str]:
         """The Downloads list: the scene as currently shown, and the raw predictions."""
         return [str(glb), str(self.npz)]
 
-    def with_photos(self, max_views: int) -> Reconstruction:
-        """The reconstruction with its full-resolution photos re-decoded from the upload (exports
-        then write photo-sized images); the model's crops stand in if the upload is gone."""
+    def with_photos(self, max_views: int) -> tuple[Reconstruction, str | None]:
+        """The reconstruction with its full-resolution photos (read from the upload as exports need them), and a
+        note when the upload is gone, so the exports fall back to the model's views and the user is told."""
         try:
-            frames = with_reference_first(decode_uploads(self.files, self.sampling, max_views), self.reference)
-        except (DVLTError, OSError):
-            return self.rec
-        if len(frames) != self.rec.num_views:
-            return self.rec
-        return dataclasses.replace(self.rec, originals=frames)
+            frames = with_reference_first(
+                decode_uploads(self.files, self.sampling, max_views, self.resolution), self.reference
+            )
+        except (InputError, OSError):
+            frames = []
+        full = originals(frames)
+        if len(frames) != self.rec.num_views or (isinstance(full, Originals) and not full.available()):
+            return self.rec, (
+                "The full-size photos of this upload are no longer on the server, so this export contains the "
+                f"model's {max(self.rec.size)}-px views instead. Upload the photos again for full-size images."
+            )
+        return dataclasses.replace(self.rec, originals=full), None
 
 
 def human_size(num_bytes: float) -> str:
@@ -91,17 +104,12 @@ def human_size(num_bytes: float) -> str:
     return f"{num_bytes:.1f} GB"
 
 
-def video_seconds(path: str | Path) -> float:
-    """Duration of a video from its container header (0 when unknown)."""
-    try:
-        with av.open(str(path)) as container:
-            return float(container.duration or 0) / av.time_base
-    except (av.error.FFmpegError, OSError):
-        return 0.0  # decoding will report the real problem
-
-
-def decode_uploads(paths: Sequence[str] | None, sampling: Sampling, max_views: int) -> list[Image.Image]:
-    """Frames from uploaded photos and/or one video, within the Space's limits."""
+def decode_uploads(
+    paths: Sequence[str] | None, sampling: Sampling, max_views: int, resolution: int | None = None
+) -> Frames:
+    """Frames from uploaded photos and/or one video, within the Space's limits (checked on the files' headers
+    before anything is decoded), holding one of the process's decode slots; photos are decoded straight to
+    `resolution` (their longest side), video frames to at most `limits.VIDEO_FRAME_MAX_SIDE`."""
     paths = [str(p) for p in (paths or [])]
     if not paths:
         raise EmptyInputError("Nothing uploaded yet: add photos or a short video.")
@@ -110,17 +118,21 @@ def decode_uploads(paths: Sequence[str] | None, sampling: Sampling, max_views: i
     videos = [p for p in paths if is_video(p)]
     if len(videos) > 1:
         raise InputError(f"Upload one video at a time ({len(videos)} were given).")
-    for video in videos:
-        if video_seconds(video) > limits.MAX_VIDEO_SECONDS:
-            raise InputError(f"{Path(video).name} is longer than {limits.MAX_VIDEO_SECONDS} s; trim it first.")
     if sampling.mode == "count" and not 1 <= sampling.count <= max_views:
         raise TooManyFramesError(f"Asked for {sampling.count} frames; the limit here is {max_views}.")
     if sampling.mode == "fps" and not 0 < sampling.fps <= limits.FPS_MAX:
         raise InputError(f"Frames per second must be between 0 and {limits.FPS_MAX:g}.")
     count = sampling.count if sampling.mode == "count" else None
-    _, frames = load_sequence(
-        paths, fps=sampling.fps, num_frames=count, max_frames=max_views, max_pixels=limits.MAX_IMAGE_PIXELS
-    )
+    with decode_slot():
+        _, frames = load_sequence(
+            paths,
+            fps=sampling.fps,
+            num_frames=count,
+            max_frames=max_views,
+            max_pixels=limits.MAX_IMAGE_PIXELS,
+            max_side=resolution,
+            max_seconds=limits.MAX_VIDEO_SECONDS,
+        )
     return frames
 
 
@@ -128,24 +140,24 @@ def with_reference_first(frames: Sequence[Image.Image], reference: int) -> list[
     """Rotate the frames so `reference` becomes view 0 (the world frame), keeping neighbours together."""
     if not 0 <= reference < len(frames):
         raise InputError(f"Reference view {reference} does not exist (there are {len(frames)} views).")
-    return list(frames[reference:]) + list(frames[:reference])
+    return Frames(list(frames[reference:]) + list(frames[:reference]), getattr(frames, "notes", ()))
 
 
 def describe_frames(frames: Sequence[Image.Image], resolution: int) -> str:
     """One line on the views about to be used, flagging mixed sizes/orientations."""
-    sizes = Counter(f"{f.width}×{f.height}" for f in frames)
+    sizes = Counter(f"{w}×{h}" for h, w in frame_sizes(frames))
     listed = ", ".join(f"{size} ({n})" if n > 1 else size for size, n in sizes.most_common())
     line = f"{len(frames)} view{'s' if len(frames) != 1 else ''}: {listed}."
-    orientations = {f.width >= f.height for f in frames}
+    orientations = {w >= h for h, w in frame_sizes(frames)}
     if len(sizes) > 1:
-        height, width = canvas_size([(f.height, f.width) for f in frames], resolution, 14)
+        height, width = canvas_size(frame_sizes(frames), resolution, 14)
         kind = "orientations" if len(orientations) > 1 else "sizes"
         line += f" Mixed {kind}: every view is centre-padded to {width}×{height}; padding is ignored in the results."
     return line
 
 
 def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
-    return len({f.size for f in frames}) > 1
+    return len(set(frame_sizes(frames))) > 1
 
 
 def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -> tuple[DVLT | None, str | None]:
@@ -159,8 +171,8 @@ def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -
 
 
 def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
-    """(height, width) of each frame: all an estimate needs."""
-    return [(frame.height, frame.width) for frame in frames]
+    """(height, width) of each frame's photo (frames may be decoded downscaled): all an estimate needs."""
+    return [original_size(frame) for frame in frames]
 
 
 def estimate_for(
@@ -173,10 +185,22 @@ def estimate_for(
     return estimate, estimate.describe(len(sizes), height, width, steps, where)
 
 
+def whole_steps(steps: float | int | str) -> int:
+    """K as an int; refuses 8.5 or text rather than truncating it silently."""
+    try:
+        value = float(steps)
+    except (TypeError, ValueError):
+        raise StepsError(f"K must be a whole number, got {steps!r}.") from None
+    if not value.is_integer():
+        raise StepsError(f"K must be a whole number of steps, got {steps}.")
+    return int(value)
+
+
 def run_model(
     model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None
 ) -> Reconstruction:
     """Check K and resolution, then reconstruct (the first frame is the reference)."""
+    steps = whole_steps(steps)
     if not limits.STEPS_MIN <= int(steps) <= limits.STEPS_MAX:
         raise InputError(f"K must be between {limits.STEPS_MIN} and {limits.STEPS_MAX} here (got {steps}).")
     if int(resolution) not in limits.RESOLUTIONS:
@@ -300,32 +324,144 @@ def download(
     return zip_directory(target, directory / f"dvlt-{kind}.zip")
 
 
-class OutputFolders:
-    """Per-session output folders under one root; old ones are swept away."""
+@contextlib.contextmanager
+def all_or_nothing(folder: Path) -> Iterator[Path]:
+    """Write a request's outputs into `folder`; on any failure remove it whole (no partial GLB or NPZ is ever
+    served), and report a full disk as such rather than as the user's fault."""
+    try:
+        yield folder
+    except BaseException as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                "The server's disk is full, so the results could not be saved (nothing partial was kept). "
+                "Please try again later."
+            ) from None
+        raise
 
-    def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root or Path(tempfile.gettempdir()) / "dvlt-studio")
-        self.root.mkdir(parents=True, exist_ok=True)
+
+def session_key(session: str | None) -> str:
+    """Collision-free folder name for a session id: a digest, so no two ids share one and none escapes the root."""
+    return hashlib.sha256((session or "anonymous").encode("utf-8")).hexdigest()[:32]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputFolders:
+    """Per-session output folders under one root, for this process only.
+
+    Each process writes under root/run-<pid>-<random>/; folders of processes that are gone are removed at
+    start-up. A session's folder is removed when its tab closes (`forget`), or by a timer thread once it has been
+    idle for `idle_s`; a session over `disk_mb` loses its oldest results first. `on_remove(path)` is called for
+    every file about to be deleted (the app removes Gradio's cached copy of it)."""
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        idle_s: float = limits.SESSION_IDLE_S,
+        disk_mb: float = limits.SESSION_DISK_MB,
+        on_remove: Callable[[Path], None] | None = None,
+    ) -> None:
+        base = Path(root or Path(tempfile.gettempdir()) / "dvlt-studio")
+        base.mkdir(parents=True, exist_ok=True)
+        self.idle_s, self.disk_bytes, self.on_remove = idle_s, disk_mb * 1024 * 1024, on_remove
+        self.remove_previous_runs(base)
+        self.root = base / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.root.mkdir()
+        self._last_seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._timer: threading.Thread | None = None
+
+    @staticmethod
+    def remove_previous_runs(base: Path) -> None:
+        """Delete the outputs of earlier processes that are no longer running."""
+        for folder in base.glob("run-*"):
+            try:
+                pid = int(folder.name.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and not pid_alive(pid):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def new(self, session: str | None) -> Path:
-        """A fresh folder for one request of `session`."""
-        self.sweep()
-        safe = "".join(ch for ch in (session or "anonymous") if ch.isalnum())[:64] or "anonymous"
-        folder = self.root / safe / uuid.uuid4().hex[:12]
+        """A fresh, unguessable folder for one request of `session`."""
+        key = session_key(session)
+        with self._lock:
+            self._last_seen[key] = time.time()
+        self.enforce_cap(key)
+        folder = self.root / key / uuid.uuid4().hex
         folder.mkdir(parents=True)
         return folder
 
-    def forget(self, session: str | None) -> None:
-        """Delete everything a session wrote (called when its browser tab closes)."""
-        safe = "".join(ch for ch in (session or "") if ch.isalnum())[:64]
-        if safe:
-            shutil.rmtree(self.root / safe, ignore_errors=True)
+    def touch(self, session: str | None) -> None:
+        """Note activity of a session (keeps its outputs from the idle sweep)."""
+        with self._lock:
+            self._last_seen[session_key(session)] = time.time()
 
-    def sweep(self, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
-        cutoff = time.time() - max_age_s
-        for folder in self.root.glob("*/*"):
+    def _remove(self, folder: Path) -> None:
+        if self.on_remove is not None:
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    try:
+                        self.on_remove(path)
+                    except Exception:  # a failed clean-up hook must not keep our own files
+                        log.exception("clean-up hook failed")
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def enforce_cap(self, key: str) -> None:
+        """Drop a session's oldest request folders while it holds more than its disk cap."""
+        folders = sorted(
+            (f for f in (self.root / key).glob("*") if f.is_dir()), key=lambda f: f.stat().st_mtime, reverse=True
+        )
+        used = 0
+        for folder in folders:
+            used += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            if used > self.disk_bytes:
+                self._remove(folder)
+
+    def forget(self, session: str | None) -> None:
+        """Delete everything a session wrote (its tab closed)."""
+        key = session_key(session)
+        with self._lock:
+            self._last_seen.pop(key, None)
+        if (self.root / key).exists():
+            self._remove(self.root / key)
+
+    def sweep(self, idle_s: float | None = None) -> None:
+        """Delete the folders of sessions idle for longer than `idle_s`."""
+        cutoff = time.time() - (self.idle_s if idle_s is None else idle_s)
+        for folder in self.root.glob("*"):
+            with self._lock:
+                seen = self._last_seen.get(folder.name)
             try:
-                if folder.stat().st_mtime < cutoff:
-                    shutil.rmtree(folder, ignore_errors=True)
+                last = seen if seen is not None else folder.stat().st_mtime
             except FileNotFoundError:
-                pass
+                continue
+            if last < cutoff:
+                with self._lock:
+                    self._last_seen.pop(folder.name, None)
+                self._remove(folder)
+
+    def start_timer(self, every_s: float = limits.SESSION_SWEEP_EVERY_S) -> None:
+        """Sweep idle sessions every `every_s` seconds on a daemon thread (not on the next request)."""
+        if self._timer is not None:
+            return
+
+        def loop() -> None:
+            while True:
+                time.sleep(every_s)
+                try:
+                    self.sweep()
+                except Exception:
+                    log.exception("output sweep failed")
+
+        self._timer = threading.Thread(target=loop, name="dvlt-output-sweep", daemon=True)
+        self._timer.start()

@@ -141,3 +141,70 @@ def test_animated_gif_is_a_video(tmp_path):
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=500, loop=0)  # 2 frames/s
     name, decoded = load_sequence(tmp_path / "clip.gif", fps=1.0)
     assert name == "clip" and len(decoded) == 3 and decoded[0].size == (640, 480)
+
+
+def test_photo_headers_checked_before_anything_is_decoded(tmp_path):
+    """17 photos with valid headers but no image data: refused for their count, so none was decoded."""
+    Image.new("RGB", (640, 480), (10, 200, 30)).save(tmp_path / "whole.jpg", quality=90)
+    header_only = (tmp_path / "whole.jpg").read_bytes()[:700]  # SOF is in the first bytes; the scan data is cut
+    for index in range(17):
+        (tmp_path / f"p{index:02d}.jpg").write_bytes(header_only)
+    (tmp_path / "whole.jpg").unlink()
+    with pytest.raises(TooManyFramesError, match="17 views, but the limit is 16"):
+        load_sequence(tmp_path, max_frames=16)
+    with pytest.raises(UnsupportedFileError, match="truncated or corrupt"):
+        load_sequence(tmp_path, max_frames=17)
+
+
+def test_photos_decoded_straight_to_the_model_size(tmp_path):
+    """Downscaled decoding (JPEG draft + one resize) gives the model what full decoding gives, within 1 %,
+    maps back to the full photo, and the full photo is read from disk only when an export asks."""
+    from dvlt.inputs import originals
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.open(ALOE / "aloeL.jpg").save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    Image.open(WHALE / "rubberwhale1.png").save(tmp_path / "whale.png")
+    for side in (252, 504):
+        _, full = load_sequence(tmp_path)
+        _, small = load_sequence(tmp_path, max_side=side)
+        assert [max(f.size) for f in small] == [side, side]
+        assert [f.info["dvlt_original_size"] for f in small] == [(f.height, f.width) for f in full]
+        expected, got = preprocess_images(full, img_size=side), preprocess_images(small, img_size=side)
+        assert expected["images"].shape == got["images"].shape
+        assert (expected["images"] - got["images"]).abs().mean() < 0.01
+        assert [t.crop for t in expected["transforms"]] == [t.crop for t in got["transforms"]]
+    lazy = originals(small)
+    assert [np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(lazy, full)] == [True, True]
+    assert lazy[0].size == (1110, 1282)  # portrait, full size
+
+
+def test_too_small_or_thin_images_are_refused(tmp_path):
+    from dvlt.errors import ImageTooSmallError
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("RGB", (2000, 100)).save(tmp_path / "strip.png")
+    with pytest.raises(ImageTooSmallError, match="dot.png is only 1x1 pixels; each side needs at least 14"):
+        load_sequence(tmp_path / "dot.png")
+    with pytest.raises(ImageTooSmallError, match="strip.png is 2000x100: more than 10:1"):
+        load_sequence(tmp_path / "strip.png")
+
+
+def test_video_frames_downscaled_limited_and_noted(tmp_path):
+    from dvlt.errors import VideoTooLongError
+
+    frames = read_video(BOX, num_frames=3, max_side=320)
+    assert [f.size for f in frames] == [(320, 240)] * 3 and frames.notes == []
+    with pytest.raises(ImageTooLargeError, match="640x480 .* per video frame"):
+        read_video(BOX, max_pixels=300_000)
+    with pytest.raises(VideoTooLongError, match="limit is 5 s"):
+        read_video(BOX, max_seconds=5)
+    from hostile_server import write_clip
+
+    damaged = write_clip(tmp_path / "damaged.mkv", 8, 4, 320, 240, fmt="matroska")
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])  # the header still says 8 s
+    clip = read_video(damaged, fps=2)
+    assert 2 <= len(clip) < 16 and len(clip.notes) == 1
+    assert clip.notes[0].startswith("damaged.mkv seems cut short: its header says 8 s")
+    assert f"{len(clip)} frames were read" in clip.notes[0]

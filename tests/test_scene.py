@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -49,13 +48,15 @@ def test_point_filters():
 
 
 def test_output_folders_are_per_session_and_swept(tmp_path):
-    folders = OutputFolders(tmp_path)
+    folders = OutputFolders(tmp_path, idle_s=0.5)
     mine, theirs = folders.new("session-a"), folders.new("session/../b")
-    assert mine.parent != theirs.parent and theirs.parent.parent == tmp_path  # no escaping the root
+    assert mine.parent != theirs.parent and theirs.parent.parent == folders.root  # no escaping the root
+    assert folders.root.parent == tmp_path
     old = folders.new("session-c")
-    past = time.time() - 3 * 3600
-    os.utime(old, (past, past))
-    folders.sweep()
+    time.sleep(0.6)
+    for active in ("session-a", "session/../b"):
+        folders.touch(active)
+    folders.sweep()  # session-c has been idle for longer than idle_s
     assert not old.exists() and mine.exists()
     folders.forget("session-a")
     assert not mine.exists() and theirs.exists()

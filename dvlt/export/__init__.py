@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..errors import SettingsError
+from ..errors import OptionError
 from ..records import Reconstruction
 from ..scene import SceneOptions
 from .adjust import CameraOptions, Log, adjust_cameras
@@ -75,7 +75,7 @@ def parse_formats(text: str) -> list[str]:
         return [name for name in FORMATS if available(name)]
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:
-        raise SettingsError(f"unknown format(s) {unknown or text!r}; choose from {', '.join(FORMATS)} or 'all'")
+        raise OptionError(f"unknown format(s) {unknown or text!r}; choose from {', '.join(FORMATS)} or 'all'")
     return names
 
 

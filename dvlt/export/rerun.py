@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SettingsError
+from ..errors import OptionError
 from ..records import Reconstruction
 from ..scene import SceneOptions, select_points
 
@@ -22,7 +22,7 @@ def _rerun():
     try:
         import rerun
     except ImportError:
-        raise SettingsError(
+        raise OptionError(
             "The Rerun export needs the optional package rerun-sdk: pip install 'dvlt-studio[rerun]'."
         ) from None
     return rerun

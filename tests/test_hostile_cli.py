@@ -1,0 +1,92 @@
+"""The real CLI in a subprocess against hostile options and output folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ALOE, ROOT
+
+from dvlt import limits
+from dvlt.cli import scene_folder
+
+FAST = ["--img-size", "252", "--steps", "8", "--quiet"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "dvlt", "reconstruct", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_options_that_could_not_finish_are_refused(tmp_path):
+    cases = {
+        "--steps 1000000000": f"--steps must be between 1 and {limits.STEPS_HARD_MAX}",
+        "--img-size 14000": f"--img-size must be a multiple of 14 between 14 and {limits.IMG_SIZE_MAX}",
+    }
+    for option, expected in cases.items():
+        result = run_cli(str(ALOE), "--out", str(tmp_path / "out"), *option.split())
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_inputs_and_output_checked_before_the_model_loads(tmp_path):
+    """A missing input or an unwritable --out fails at once: the (missing) checkpoint is never reached."""
+    nowhere = str(tmp_path / "no-checkpoint")
+    result = run_cli(str(ALOE), str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "out"), "--checkpoint", nowhere)
+    assert result.returncode == 1 and "missing.mp4: no such file or folder" in result.stderr
+    assert "checkpoint" not in result.stderr.lower() and "Traceback" not in result.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli(str(ALOE), "--out", str(blocker / "out"), "--checkpoint", nowhere)
+    assert result.returncode == 1 and "cannot write to the output folder" in result.stderr
+    assert "checkpoint" not in result.stderr.lower()
+
+
+def test_scene_folders_are_never_mixed(tmp_path, checkpoint_dir):
+    """Same-name inputs get distinct folders; a second run needs --overwrite and then replaces the scene whole."""
+    for parent in ("first", "second"):
+        shutil.copytree(ALOE, tmp_path / parent / "aloe")
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / "first" / "aloe"), str(tmp_path / "second" / "aloe")]
+    result = run_cli(*inputs, "--out", str(out), "--formats", "glb,ply", "--checkpoint", str(checkpoint_dir), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["aloe", "aloe-2"]
+    assert all((out / name / "points.ply").is_file() for name in ("aloe", "aloe-2"))
+
+    again = [inputs[0], "--out", str(out), "--formats", "glb", "--checkpoint", str(checkpoint_dir), *FAST]
+    result = run_cli(*again)
+    assert result.returncode == 1 and "already exist" in result.stderr and "--overwrite" in result.stderr
+    result = run_cli(*again, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (out / "aloe").iterdir()) == ["scene.glb"]  # the first run's PLY is gone
+    assert sorted(p.name for p in out.iterdir()) == ["aloe", "aloe-2"]  # no temporary folders left
+
+
+def test_interrupted_export_leaves_no_half_written_scene(tmp_path):
+    target = tmp_path / "scene"
+    with pytest.raises(KeyboardInterrupt):
+        with scene_folder(target) as folder:
+            (folder / "scene.glb").write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()
+    (target / "scene.glb").write_bytes(b"previous")
+    with pytest.raises(OSError):
+        with scene_folder(target) as folder:
+            raise OSError("export failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"] and (target / "scene.glb").read_bytes() == b"previous"
+    with scene_folder(target) as folder:
+        (folder / "points.ply").write_bytes(b"new")
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["scene"]
+    assert [p.name for p in target.iterdir()] == ["points.ply"]
