@@ -17,14 +17,21 @@ from .errors import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
     CheckpointUnavailableError,
+    DeviceUnavailableError,
+    DiskFullError,
     DVLTError,
     EmptyInputError,
     ImageTooLargeError,
+    ImageTooSmallError,
     InputError,
     MixedSizesError,
+    OptionError,
+    PhotosUnavailableError,
+    ServerBusyError,
     StepsError,
     TooManyFramesError,
     UnsupportedFileError,
+    VideoTooLongError,
 )
 
 __version__ = "0.2.0"
@@ -64,4 +71,11 @@ __all__ = [
     "CheckpointNotFoundError",
     "CheckpointUnavailableError",
     "CheckpointMismatchError",
+    "ImageTooSmallError",
+    "VideoTooLongError",
+    "OptionError",
+    "ServerBusyError",
+    "DiskFullError",
+    "PhotosUnavailableError",
+    "DeviceUnavailableError",
 ]

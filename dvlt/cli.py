@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from . import limits
 from .batch import Launch, Manifest, Scene, cpu_share, process_device
-from .errors import DVLTError
+from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import load_sequence
 from .scene import SceneOptions
@@ -43,7 +43,7 @@ def expand_input(text: str) -> tuple[str, str | list[str]]:
     if any(char in text for char in "*?[") and not path.exists():
         matches = sorted(glob.glob(text))
         if not matches:
-            raise DVLTError(f"{text!r} matches no files.")
+            raise UnsupportedFileError(f"{text!r} matches no files.")
         return Path(matches[0]).parent.name or "images", matches
     return (path.stem if path.is_file() else path.name) or "scene", text
 
@@ -249,11 +249,13 @@ def run_export(args: argparse.Namespace) -> int:
 
     path: Path = args.predictions
     if not path.is_file():
-        raise DVLTError(f"{path.name}: no such predictions file.")
+        raise UnsupportedFileError(f"{path.name}: no such predictions file.")
     try:
         rec = Reconstruction.from_npz(path)
     except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DVLTError(f"{path.name} is not a predictions .npz written by dvlt ({type(error).__name__}).") from None
+        raise UnsupportedFileError(
+            f"{path.name} is not a predictions .npz written by dvlt ({type(error).__name__})."
+        ) from None
     if args.images is not None:
         rec = with_photos(rec, args.images)
     options = scene_options(args)
@@ -311,7 +313,7 @@ def plan_inputs(texts: Sequence[str]) -> list[tuple[str, str, str | list[str]]]:
         name, source = expand_input(text)
         for path in [source] if isinstance(source, str) else source:
             if not Path(path).exists():
-                raise DVLTError(f"{path}: no such file or folder.")
+                raise UnsupportedFileError(f"{path}: no such file or folder.")
         unique, number = name, 1
         while unique.lower() in used:
             number += 1
@@ -328,10 +330,10 @@ def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> Non
         with tempfile.NamedTemporaryFile(dir=out, prefix=".dvlt-write-test-"):
             pass
     except OSError as error:
-        raise DVLTError(f"cannot write to the output folder {out} ({error.strerror or error}).") from None
+        raise OptionError(f"cannot write to the output folder {out} ({error.strerror or error}).") from None
     busy = [name for name in names if (out / name).exists() and any((out / name).iterdir())]
     if busy and not overwrite:
-        raise DVLTError(
+        raise OptionError(
             f"{', '.join(str(out / n) for n in busy)} already exist(s) and is not empty; "
             "pass --overwrite to replace, or choose another --out."
         )
@@ -347,7 +349,7 @@ def scene_folder(target: Path) -> Iterator[Path]:
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DVLTError("the disk is full; nothing was kept for this input.") from None
+            raise DiskFullError("the disk is full; nothing was kept for this input.") from None
         raise
     old = None
     if target.exists():

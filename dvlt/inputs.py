@@ -30,6 +30,7 @@ from .errors import (
     EmptyInputError,
     ImageTooLargeError,
     ImageTooSmallError,
+    OptionError,
     PhotosUnavailableError,
     TooManyFramesError,
     UnsupportedFileError,
@@ -491,7 +492,7 @@ def load_sequence(
     list anything lost on the way (a damaged clip).
     """
     if fps is not None and fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}.")
+        raise OptionError(f"fps must be positive, got {fps}.")
     name, files = expand_sources(source)
     for path in files:
         if path.is_dir():
