@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import os
 import sys
 import time
 import warnings
@@ -20,10 +21,13 @@ from tqdm import tqdm
 
 from . import limits
 from .errors import DVLTError
+from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, export_all, parse_formats
-from .inputs import load_sequence
+from .inputs import is_video, load_sequence
 from .model import DVLT
 from .pipeline import reconstruct
+from .preprocess import canvas_size
+from .runtime import describe_runtime, precision_name
 from .scene import SceneOptions
 from .weights import DEFAULT_REPO
 
@@ -52,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconstruct one or more inputs",
         description="Reconstruct each INPUT separately and write the chosen formats to OUT/<input name>/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="formats:\n"
+        epilog="examples, one per input kind:\n"
+        "  dvlt reconstruct examples/aloe --out results               # a folder of photos\n"
+        "  dvlt reconstruct examples/box.mp4 --out results --fps 2    # a video\n"
+        "  dvlt reconstruct examples/aloe/aloeL.jpg --out results     # one photo\n"
+        "  dvlt reconstruct shots.txt --out results                   # a .txt list of photo paths\n"
+        '  dvlt reconstruct "shots/*.jpg" --out results --formats all # a quoted glob\n'
+        "\nformats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
         + "\n  all         every format above",
     )
@@ -79,19 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps", type=float, default=limits.FPS_DEFAULT, help="frames sampled per second of video (default %(default)s)"
     )
     rec.add_argument(
-        "--num-frames", type=int, default=None, help="instead of --fps: this many frames evenly spaced over each video"
+        "--num-frames",
+        type=int,
+        default=None,
+        help="instead of --fps: this many frames evenly spaced over each video (default: use --fps)",
     )
     rec.add_argument(
         "--max-frames",
         type=int,
-        default=32,
-        help="at most this many views per input; videos are thinned evenly, "
-        "photo sets above it are refused (default %(default)s)",
+        default=None,
+        help="at most this many views per input; videos are thinned evenly, photo sets above it are refused "
+        f"(default: {limits.CLI_MAX_FRAMES}; on a CPU videos sampled by --fps keep only as many as fit about "
+        f"{TARGET_SECONDS:.0f} s)",
     )
     rec.add_argument(
         "--checkpoint",
-        default=DEFAULT_REPO,
-        help="Hub repo id, local folder, .safetensors file or URL (default %(default)s)",
+        default=os.environ.get("DVLT_CHECKPOINT") or DEFAULT_REPO,
+        help=f"Hub repo id, local folder, .safetensors file or URL (default: $DVLT_CHECKPOINT, else {DEFAULT_REPO})",
     )
     rec.add_argument(
         "--device",
@@ -103,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 on GPUs and on CPUs with fast bf16, else fp32 (default %(default)s)",
+        help="auto: bf16 on GPUs and on CPUs with AMX, else fp32; $DVLT_PRECISION overrides auto (default %(default)s)",
     )
     rec.add_argument(
         "--img-size",
@@ -127,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask-background",
         choices=("none", "black", "white", "both"),
         default="none",
-        help="drop near-black and/or near-white pixels (studio backgrounds)",
+        help="drop near-black and/or near-white pixels (studio backgrounds; default %(default)s)",
     )
-    rec.add_argument("--quiet", action="store_true", help="no progress bars")
+    rec.add_argument("--quiet", action="store_true", help="no progress bar or device line (default: show them)")
     return parser
 
 
@@ -139,7 +153,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--steps must be >= 1, got {args.steps}")
     if args.fps <= 0:
         parser.error("--fps must be positive")
-    if args.max_frames < 1 or (args.num_frames is not None and args.num_frames < 1):
+    if (args.max_frames is not None and args.max_frames < 1) or (args.num_frames is not None and args.num_frames < 1):
         parser.error("--max-frames and --num-frames must be >= 1")
     if not 0 <= args.conf_percentile < 100:
         parser.error("--conf-percentile must be in [0, 100)")
@@ -159,6 +173,14 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     model = DVLT(img_size=args.img_size, inference_steps=args.steps, precision=args.precision)
     model.load_pretrained(args.checkpoint, strict=True)
     model.setup_test(args.device)
+    device, precision = model.device.type, precision_name(args.precision, model.device.type)
+    if show:
+        print(f"dvlt: {describe_runtime(device, args.precision)}", file=sys.stderr)
+    estimator = Estimator()
+    if device == "cpu":
+        from .studio import probe_speed
+
+        probe_speed(estimator, model, device, precision)  # ~1 s: time estimates and default frame counts fit here
     options = SceneOptions(
         conf_percentile=args.conf_percentile,
         max_points=args.max_points,
@@ -169,27 +191,83 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     for text in tqdm(args.inputs, desc="inputs", unit="input", disable=not show or len(args.inputs) == 1):
         try:
             name, source = expand_input(text)
-            _, frames = load_sequence(source, fps=args.fps, max_frames=args.max_frames, num_frames=args.num_frames)
+            most = max_frames_for(args, source, estimator, device, precision)
+            _, frames = load_sequence(source, fps=args.fps, max_frames=most, num_frames=args.num_frames)
+            if show:
+                warn_if_slow(args, name, frames, estimator, device, precision)
+            bar_format = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
             with tqdm(
-                total=100, desc=f"{name} ({len(frames)} views, K={args.steps})", unit="%", disable=not show, leave=True
+                total=100,
+                desc=f"{name}: {len(frames)} views, K={args.steps}",
+                bar_format=bar_format,
+                disable=not show,
+                leave=False,
+                dynamic_ncols=True,
             ) as bar:
 
                 def progress(fraction: float, message: str) -> None:
                     bar.set_postfix_str(message, refresh=False)
-                    bar.update(round(fraction * 100) - bar.n)
+                    bar.update(max(0, round(fraction * 100) - bar.n))
 
                 start = time.perf_counter()
                 rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
                 written = export_all(rec, args.out / name, args.formats, options)
+            height, width = rec.size
+            estimator.observe(len(frames), height, width, args.steps, device, precision, rec.seconds["model"])
             if show:
                 tqdm.write(
                     f"{name}: {len(frames)} views in {time.perf_counter() - start:.1f} s -> "
                     + ", ".join(str(p) for p in written.values())
                 )
         except (DVLTError, OSError, ValueError) as error:
-            failures.append(f"{text}: {error}")
-            print(f"error: {text}: {error}", file=sys.stderr)
+            message = naming_the_input_once(text, error)
+            failures.append(message)
+            print(f"error: {message}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def max_frames_for(
+    args: argparse.Namespace, source: str | list[str], estimator: Estimator, device: str, precision: str
+) -> int:
+    """--max-frames, or by default the CLI cap; on a CPU a video sampled by --fps keeps what fits about a minute."""
+    if args.max_frames is not None:
+        return args.max_frames
+    if device == "cuda" or args.num_frames is not None or not isinstance(source, str) or not is_video(source):
+        return limits.CLI_MAX_FRAMES
+    from .studio import video_frame_size
+
+    size = video_frame_size(source) or (480, 640)
+    height, width = canvas_size([size], args.img_size, 14)
+    fits = estimator.views_within(TARGET_SECONDS, height, width, args.steps, device, precision, limits.CLI_MAX_FRAMES)
+    return max(2, fits)
+
+
+def warn_if_slow(
+    args: argparse.Namespace, name: str, frames: list, estimator: Estimator, device: str, precision: str
+) -> None:
+    """One line before a run expected to take over two minutes, naming a cheaper setting."""
+    height, width = canvas_size([(f.height, f.width) for f in frames], args.img_size, 14)
+    seconds = estimator.estimate(len(frames), height, width, args.steps, device, precision).seconds
+    if seconds <= SLOW_SECONDS:
+        return
+    fewer = estimator.views_within(TARGET_SECONDS, height, width, args.steps, device, precision, len(frames))
+    print(
+        f"warning: {name}: {len(frames)} views at {width}×{height}, K={args.steps} will take ≈ {human_seconds(seconds)}"
+        f" here; --max-frames {fewer} or --img-size {min(limits.RESOLUTIONS)} is faster.",
+        file=sys.stderr,
+    )
+
+
+def naming_the_input_once(text: str, error: Exception) -> str:
+    """The error message, prefixed with the input only when the message does not already name it."""
+    message = str(error)
+    named = text in message or (Path(text).name and Path(text).name in message)
+    return message if named else f"{text}: {message}"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings as one plain line ('warning: ...'), without Python's file and line."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_arguments(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.simplefilter("default")
+    warnings.showwarning = show_warning
     try:
         return run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:

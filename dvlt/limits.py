@@ -13,6 +13,7 @@ FPS_DEFAULT = DEFAULT_FPS
 FPS_MAX = 10.0
 MAX_VIEWS_CPU = 16  # a 2-vCPU Space needs ~1.5 s per view at 504 px
 MAX_VIEWS_GPU = 64
+CLI_MAX_FRAMES = 32  # the CLI's cap on views per input (on CPU videos are thinned further to fit about a minute)
 MAX_UPLOAD_FILES = 200  # files in one upload (before sampling)
 MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 MAX_VIDEO_SECONDS = 300
