@@ -459,7 +459,7 @@ def build_demo() -> gr.Blocks:
                                 show_cameras = gr.Checkbox(True, label="Show cameras")
                                 mask_black = gr.Checkbox(False, label="Hide black background")
                                 mask_white = gr.Checkbox(False, label="Hide white background")
-                            views = gr.CheckboxGroup([], label="Views to include")
+                            views = gr.CheckboxGroup([], label="Views to include", elem_id="views")
                         downloads = gr.File(
                             label="Downloads: GLB scene and raw predictions (.npz)",
                             file_count="multiple",

@@ -14,7 +14,6 @@ ones from tests/golden (speed does not depend on weight values).
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import os
 import platform
@@ -90,7 +89,7 @@ def main() -> None:
     probe_start = time.perf_counter()
     probe_speed(estimator, model, device, precision)
     probe_seconds = time.perf_counter() - probe_start
-    probe_only = copy.deepcopy(estimator)
+    probe_only = estimator.copy()
 
     rows, errors = [], []
     with tempfile.TemporaryDirectory() as tmp:
