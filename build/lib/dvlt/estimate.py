@@ -165,6 +165,12 @@ class Estimator:
     _ratios: dict[tuple[str, str], deque] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def copy(self) -> Estimator:
+        """An independent estimator with the same calibration (for comparisons; learning is not shared)."""
+        with self._lock:
+            rates = {key: dict(value) for key, value in self.rates.items()}
+            return Estimator(rates, dict(self.scale), dict(self.overhead), self.history)
+
     def kernel_rates(self, device: str, precision: str) -> dict[str, float]:
         """Probed rates, measuring them on first use on a CPU (GPU: priors until probed)."""
         key = (device, precision)

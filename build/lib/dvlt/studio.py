@@ -219,7 +219,7 @@ def cheaper_settings(
     offers = []
     if fewer < len(sizes):
         seconds = estimator.estimate(fewer, height, width, steps, device, precision).seconds
-        offers.append(f"{fewer} views (≈ {human_seconds(seconds)})")
+        offers.append(f"{fewer} view{'s' if fewer != 1 else ''} (≈ {human_seconds(seconds)})")
     for lower in sorted((r for r in limits.RESOLUTIONS if r < resolution), reverse=True):
         low_h, low_w = canvas_size(sizes, lower, 14)
         seconds = estimator.estimate(len(sizes), low_h, low_w, steps, device, precision).seconds
