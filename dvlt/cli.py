@@ -266,8 +266,8 @@ def naming_the_input_once(text: str, error: Exception) -> str:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Warnings as one plain line ('warning: ...'), without Python's file and line."""
-    print(f"warning: {message}", file=sys.stderr)
+    """Warnings as one plain line ('warning: ...'), without Python's file and line, above any progress bar."""
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,6 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.simplefilter("default")
     warnings.showwarning = show_warning
+    if not limits.STEPS_MIN <= args.steps <= limits.STEPS_MAX:  # said once, before any progress bar
+        print(
+            f"warning: K={args.steps} is outside the validated range {limits.STEPS_MIN}-{limits.STEPS_MAX}; "
+            "quality may drop.",
+            file=sys.stderr,
+        )
+        warnings.filterwarnings("ignore", message=r"K=\d+ is outside the validated range")
     try:
         return run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:

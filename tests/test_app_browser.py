@@ -171,13 +171,13 @@ def test_phone_layout(browser, app_url):
     width = page.evaluate("document.documentElement.clientWidth")
     viewer = page.locator("#scene canvas").bounding_box()
     assert viewer["x"] >= 0 and viewer["x"] + viewer["width"] <= width + 1, "the 3D viewer fits the screen"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "phone-390.png"), full_page=True)
+    assert (ARTIFACTS / "phone-390.png").stat().st_size > 20_000
     clipped = page.evaluate(
         "Array.from(document.querySelectorAll('label span, button')).filter(e => e.offsetParent !== null"
         " && e.innerText.trim() && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"
     )
     assert not clipped, f"labels cut off at 390 px: {clipped}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(ARTIFACTS / "phone-390.png"), full_page=True)
-    assert (ARTIFACTS / "phone-390.png").stat().st_size > 20_000
     context.close()
