@@ -361,6 +361,8 @@ PHONE_CSS = """
   label span, [data-testid="checkbox-group"] span {
     white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
   }
+  #display-toggles { flex-direction: column !important; }
+  #display-toggles > * { min-width: 0 !important; width: 100% !important; }
   #scene, #scene canvas { max-width: 100% !important; }
   #scene canvas { height: 60vh !important; }
   #depth-gallery .grid-wrap { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
@@ -455,7 +457,7 @@ def build_demo() -> gr.Blocks:
                                 step=10_000,
                                 label="Point budget",
                             )
-                            with gr.Row():
+                            with gr.Row(elem_id="display-toggles"):
                                 show_cameras = gr.Checkbox(True, label="Show cameras")
                                 mask_black = gr.Checkbox(False, label="Hide black background")
                                 mask_white = gr.Checkbox(False, label="Hide white background")

@@ -116,7 +116,7 @@ def main() -> None:
         f"Load average {load_before:.1f} before, {load_after:.1f} after (other jobs shared the cores). "
         f"Start-up probe took {probe_seconds:.1f} s.",
         "",
-        "| views | H×W | K | estimate after probe s | estimate live s | measured s | error (probe) | error (live) |",
+        "| views | W×H | K | estimate after probe s | estimate live s | measured s | error (probe) | error (live) |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",

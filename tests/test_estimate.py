@@ -71,6 +71,8 @@ def test_views_within_a_budget():
     fits = estimator.views_within(60, 378, 504, 12, "cpu", "fp32", 64)
     assert estimator.estimate(fits, 378, 504, 12, "cpu", "fp32").seconds <= 60
     assert fits == 64 or estimator.estimate(fits + 1, 378, 504, 12, "cpu", "fp32").seconds > 60
+    assert estimator.views_within(1e9, 378, 504, 12, "cpu", "fp32", 16) == 16  # everything fits: the cap itself
+    assert estimator.views_within(1e-9, 378, 504, 12, "cpu", "fp32", 16) == 1  # nothing fits: one view
 
 
 def test_slow_runs_are_announced_with_a_cheaper_setting():
