@@ -349,7 +349,9 @@ def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, li
     for view, percent in enumerate(percents):
         median_a = _median_depth(first, view)
         median_b = _median_depth(second, view)
-        rows.append(f"| view {view}: median depth | {median_a:.3g} | {median_b:.3g} | {percent:.2f} % mean |")
+        rows.append(
+            f"| view {view}: median depth | {median_a:.3g} | {median_b:.3g} | {percent:.2f} % mean depth change |"
+        )
     note = (
         f"\n\nChange maps: |depth(K={second.steps}) − depth(K={first.steps})| / depth(K={first.steps}), "
         "blue = unchanged, red = 10 % or more."
