@@ -137,7 +137,7 @@ def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
 def preview(files, mode, fps, count, resolution, steps):
     """Decode the upload, show the frames that will be used and the time/memory estimate."""
     if not files:
-        return [], "Upload photos or a video to start.", gr.update(value=0), "", []
+        return [], "Upload photos or a video to start.", gr.update(value=0), RUNTIME, []
     frames, note = decode(files, mode, fps, count, resolution, steps)
     if studio.mixed_sizes(frames):
         gr.Warning("Views differ in size or orientation; they will be centre-padded to one canvas.")
@@ -151,11 +151,6 @@ def preview(files, mode, fps, count, resolution, steps):
         estimate,
         sizes,
     )
-
-
-def refresh_estimate(sizes, resolution, steps):
-    """New K or resolution: re-estimate from the cached frame sizes (no decoding)."""
-    return estimate_line(sizes, resolution, steps)[1] if sizes else ""
 
 
 def pick_reference(event: gr.SelectData):
