@@ -176,8 +176,7 @@ def run_and_show(
         estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps)
         rec = infer(frames, int(steps), int(resolution), progress)
     else:
-        height, width = rec.size
-        estimate = ESTIMATOR.estimate(rec.num_views, height, width, rec.steps, DEVICE, PRECISION)
+        estimate = None  # nothing to estimate: no model run
     progress(0.97, desc="Building the 3D scene and depth maps")
     folder = OUTPUTS.new(request.session_hash if request else None)
     views = [f"view {i}" for i in range(rec.num_views)]
@@ -194,7 +193,7 @@ def run_and_show(
     session = studio.SessionResult(rec, npz, tuple(files), how, reference, int(resolution))
     summary = studio.run_summary(rec, estimate, took, RUNTIME)
     if frames is None:
-        summary += "  \n_Example result re-used from its first run (no new model run)._"
+        summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
     return (
         glb,
         info,
@@ -365,6 +364,11 @@ PHONE_CSS = """
 """
 
 
+# Previews run one at a time in the order they were asked for (an example click changes several inputs at
+# once; the preview of its final values must be the one left on screen); only the latest pending one runs.
+PREVIEW_QUEUE = {"concurrency_limit": 1, "concurrency_id": "preview", "trigger_mode": "always_last"}
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="DVLT Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
@@ -514,6 +518,7 @@ def build_demo() -> gr.Blocks:
                 [*sampling_inputs, resolution, steps],
                 [preview_gallery, views_info, reference, estimate, sizes_state],
                 api_visibility="private",
+                **PREVIEW_QUEUE,
             )
         for trigger in (steps.release, resolution.change):
             # re-preview: on CPU a video's frame count depends on the time K and resolution take
@@ -522,6 +527,7 @@ def build_demo() -> gr.Blocks:
                 [*sampling_inputs, resolution, steps],
                 [preview_gallery, views_info, reference, estimate, sizes_state],
                 api_visibility="private",
+                **PREVIEW_QUEUE,
             )
         preview_gallery.select(pick_reference, None, reference, api_visibility="private")
         run_inputs = [
