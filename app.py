@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,9 @@ from dvlt import limits, longclip, studio
 from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
+from dvlt.inputs import NAME_KEY
 from dvlt.pipeline import Reconstruction
-from dvlt.runtime import cpu_bf16_is_faster
+from dvlt.runtime import describe_runtime, precision_name
 
 log = logging.getLogger("dvlt.app")
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -30,13 +32,15 @@ CHECKPOINT = os.environ.get("DVLT_CHECKPOINT", "nvidia/dvlt")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 MODEL, LOAD_ERROR = studio.load_model(CHECKPOINT, device=DEVICE)
-# bf16 on GPUs; on CPUs when it measures faster. (Never query CUDA here: ZeroGPU forbids it outside @spaces.GPU.)
-PRECISION = "bf16" if DEVICE == "cuda" or cpu_bf16_is_faster() else "fp32"
+# The rule of dvlt.runtime (DVLT_PRECISION overrides), without querying CUDA: ZeroGPU forbids that here.
+PRECISION = precision_name(None, DEVICE)
+RUNTIME = describe_runtime(DEVICE)  # "CPU (…) · fp32 (no AMX on this CPU) · 2 threads", shown with every estimate
 MAX_VIEWS = limits.max_views(DEVICE)
 CLIP_FRAMES = limits.max_clip_frames(DEVICE)  # long-clip mode: windows of MAX_VIEWS
 ESTIMATOR = Estimator()
-
-
+if MODEL is not None and DEVICE == "cpu":
+    studio.probe_speed(ESTIMATOR, MODEL, DEVICE, PRECISION)  # ~1 s: estimates fit this machine from the start
+EXAMPLE_RESULTS = studio.ResultCache()
 UPLOAD_CACHE = gr.utils.get_upload_folder()
 # By default outputs live inside Gradio's cache, so each file is written once (Gradio serves it in place). With
 # DVLT_OUTPUT_DIR elsewhere Gradio serves a copy (shared by content between sessions), removed by delete_cache.
@@ -93,10 +97,22 @@ def gpu_seconds(frames: list, steps: int, resolution: int, *_: Any, **__: Any) -
 
 
 @spaces.GPU(duration=gpu_seconds)
-def infer(frames: list, steps: int, resolution: int, progress: gr.Progress = gr.Progress()) -> Reconstruction:
-    """The only function that needs the GPU: the model pass and the camera fit."""
+def infer(
+    frames: list,
+    steps: int,
+    resolution: int,
+    progress: gr.Progress = gr.Progress(),
+    span: tuple[float, float] = (0.0, 0.95),
+    label: str = "",
+) -> Reconstruction:
+    """The only function that needs the GPU: the model pass and the camera fit (progress within `span`)."""
+    low, high = span
     return studio.run_model(
-        MODEL, frames, steps, resolution, lambda fraction, message: progress(fraction, desc=message)
+        MODEL,
+        frames,
+        steps,
+        resolution,
+        lambda fraction, message: progress(low + (high - low) * fraction, desc=label + message),
     )
 
 
@@ -116,17 +132,33 @@ def infer_windows(frames: list, steps: int, resolution: int, progress: gr.Progre
     )
 
 
-def estimate_line(sizes, resolution, steps, long_clip=False) -> str:
-    """The estimate shown before a run: one pass, or per window and in total for a long clip."""
-    if long_clip and len(sizes) > MAX_VIEWS:
-        return longclip.estimate_clip(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION, MAX_VIEWS)[1]
-    return studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION)[1]
-
-
-def learn_speed(rec: Reconstruction) -> None:
-    """Feed the measured model time into the estimator (in the main process, not ZeroGPU's worker)."""
+def learn_speed(rec: Reconstruction, total_seconds: float | None = None) -> None:
+    """Feed the measured times into the estimator (in the main process, not ZeroGPU's worker)."""
     height, width = rec.size
-    ESTIMATOR.observe(rec.num_views, height, width, rec.steps, DEVICE, PRECISION, rec.seconds["model"])
+    ESTIMATOR.observe(rec.num_views, height, width, rec.steps, DEVICE, PRECISION, rec.seconds["model"], total_seconds)
+
+
+def estimate_line(sizes, resolution, steps, long_clip=False) -> tuple[studio.Estimate, str]:
+    """The estimate for these frame sizes and settings (per window and in total for a long clip)."""
+    if long_clip and len(sizes) > MAX_VIEWS:
+        return longclip.estimate_clip(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION, MAX_VIEWS)
+    return studio.estimate_for(ESTIMATOR, sizes, int(resolution), int(steps), DEVICE, PRECISION, where=RUNTIME)
+
+
+def frame_budget(files, resolution, steps) -> int:
+    """Frames a video sampled by frame rate may keep: about a minute's worth on CPU."""
+    return studio.frame_budget(ESTIMATOR, files, int(resolution), int(steps), DEVICE, PRECISION, MAX_VIEWS)
+
+
+def decode(files, mode, fps, count, resolution, steps, long_clip=False, side=None) -> tuple[list, str | None, str]:
+    """The frames a run with these settings uses (decoded to `side`, default the run's resolution), the frame
+    budget that thinned a video (None when none applied), and a note on sampling and anything lost reading it."""
+    how = sampling(mode, fps, count)
+    cap = CLIP_FRAMES if long_clip else MAX_VIEWS
+    budget = None if long_clip else frame_budget(files, resolution, steps)
+    frames = studio.decode_uploads(files, how, cap, side or int(resolution), budget)
+    note = studio.sampling_note(files, how, len(frames), budget, cap) if budget else ""
+    return frames, budget, (f"  \n{note}" if note else "") + show_notes(frames)
 
 
 def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
@@ -151,36 +183,111 @@ def show_notes(frames) -> str:
 
 
 @human_errors
-def preview(files, mode, fps, count, resolution, steps, long_clip=False):
-    """Decode the upload, show the frames that will be used and the time/memory estimate."""
+def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_reference=False):
+    """Decode the upload (small), show the frames that will be used, the reference view and the estimate."""
     if not files:
-        return [], "Upload photos or a video to start.", gr.update(value=0), "", []
-    steps = studio.whole_steps(steps)
-    frames = studio.decode_uploads(
-        files, sampling(mode, fps, count), CLIP_FRAMES if long_clip else MAX_VIEWS, min(limits.RESOLUTIONS)
-    )
-    show_notes(frames)
+        return [], "Upload photos or a video to start.", gr.update(value=0), RUNTIME, []
+    steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
+    frames, _, note = decode(files, mode, fps, count, resolution, steps, long_clip, side=min(limits.RESOLUTIONS))
     if studio.mixed_sizes(frames):
         gr.Warning("Views differ in size or orientation; they will be centre-padded to one canvas.")
     sizes = studio.frame_sizes(frames)
-    estimate = estimate_line(sizes, resolution, steps, long_clip)
-    items = [(f, f"{i}: {f.info.get('dvlt_name', '')}") for i, f in enumerate(frames)]
+    estimate = estimate_line(sizes, resolution, steps, long_clip)[1]
+    items = [(f, f"{i}: {f.info.get(NAME_KEY, '')}") for i, f in enumerate(frames)]
+    reference, line = reference_for(frames, auto_reference, long_clip)
     return (
         items,
-        studio.describe_frames(frames, int(resolution)),
-        gr.update(value=0, maximum=len(frames) - 1),
+        studio.describe_frames(frames, int(resolution)) + note + (f"  \n{line}" if line else ""),
+        gr.update(value=reference, maximum=len(frames) - 1),
         estimate,
         sizes,
     )
 
 
-def refresh_estimate(sizes, resolution, steps, long_clip=False):
-    """New K or resolution: re-estimate from the cached frame sizes (no decoding)."""
-    return estimate_line(sizes, resolution, steps, long_clip) if sizes else ""
+def reference_for(frames, auto_reference, long_clip, chosen=0) -> tuple[int, str]:
+    """The reference view and a line saying why: the most central view when 'auto', view 0 in a long clip
+    (its windows follow the clip's order), else the one the user chose."""
+    if long_clip and len(frames) > MAX_VIEWS:
+        return 0, "Long clip: the first frame is the reference (world frame)." if auto_reference else ""
+    if auto_reference:
+        return studio.choose_reference(frames)
+    return int(chosen or 0), ""
 
 
 def pick_reference(event: gr.SelectData):
-    return event.index
+    """A clicked preview frame becomes the reference, and the automatic choice is switched off."""
+    return event.index, False
+
+
+def run_and_show(
+    files,
+    mode,
+    fps,
+    count,
+    reference,
+    steps,
+    resolution,
+    display,
+    long_clip,
+    auto_reference,
+    request,
+    progress,
+    cache: bool = False,
+) -> tuple:
+    """Upload -> model -> scene, splats, gallery, downloads, view list, run info and the session result.
+
+    `display` is (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale). With
+    `cache` (the examples) the model result is kept after its first run and re-used by later clicks.
+    """
+    require_model()
+    started = time.perf_counter()
+    progress(0.0, desc="Decoding the upload")
+    steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
+    how, long_clip = sampling(mode, fps, count), bool(long_clip)
+    frames, budget, notes = decode(files, mode, fps, count, resolution, steps, long_clip)
+    reference, reference_line = reference_for(frames, auto_reference, long_clip, reference)
+    frames = studio.with_reference_first(frames, reference)
+    key = (tuple(map(str, files or ())), how, reference, steps, resolution, long_clip)
+    rec = EXAMPLE_RESULTS.get(key) if cache else None
+    reused = rec is not None
+    windowed = long_clip and len(frames) > MAX_VIEWS
+    estimate = None  # nothing to estimate when an example's result is re-used
+    if not reused:
+        estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
+        rec = (infer_windows if windowed else infer)(frames, steps, resolution, progress)
+    progress(0.97, desc="Building the 3D scene and depth maps")
+    views = [f"view {i}" for i in range(rec.num_views)]
+    options = studio.scene_options(*display[:2], views, *display[2:])
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        glb, info = studio.render_scene(rec, options, folder)
+        splats, splat_info = studio.render_splats(rec, options, folder)
+        npz = rec.to_npz(folder / "dvlt-predictions.npz")
+    items, legend = studio.depth_panels(rec)
+    rec.originals = None  # keep the session cache small; downloads read the photos again
+    if cache and not reused:
+        EXAMPLE_RESULTS.put(key, rec)
+    took = time.perf_counter() - started
+    if not reused and not windowed:
+        learn_speed(rec, took)
+    session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget)
+    summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
+    if reference_line:
+        summary += f"  \n{reference_line}"
+    if reused:
+        summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
+    return (
+        glb,
+        info,
+        items,
+        legend,
+        summary,
+        session.downloads(glb),
+        gr.update(choices=views, value=views),
+        session,
+        summary,
+        splats,
+        splat_info,
+    )
 
 
 @human_errors
@@ -198,52 +305,82 @@ def reconstruct(
     mask_black,
     mask_white,
     long_clip=False,
+    auto_reference=False,
+    drop_edges=limits.DROP_EDGES_DEFAULT,
+    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ):
     """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
-    require_model()
-    progress(0.0, desc="Decoding the upload")
-    how, reference = sampling(mode, fps, count), int(reference or 0)
-    steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
-    frames = studio.decode_uploads(files, how, CLIP_FRAMES if long_clip else MAX_VIEWS, resolution)
-    frames = studio.with_reference_first(frames, reference)
-    notes = show_notes(frames)
-    windowed = bool(long_clip) and len(frames) > MAX_VIEWS
-    estimate = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
-    rec = (infer_windows if windowed else infer)(frames, int(steps), int(resolution), progress)
-    if not windowed:
-        learn_speed(rec)
-    progress(0.97, desc="Building the 3D scene and depth maps")
-    views = [f"view {i}" for i in range(rec.num_views)]
-    options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
-    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
-        glb, info = studio.render_scene(rec, options, folder)
-        npz = rec.to_npz(folder / "dvlt-predictions.npz")
-    items, legend = studio.depth_panels(rec)
-    rec.originals = None  # keep the session cache small; downloads read the photos again
-    session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution)
-    return (
-        glb,
-        info,
-        items,
-        legend,
-        studio.run_summary(rec, estimate) + notes,
-        session.downloads(glb),
-        gr.update(choices=views, value=views),
-        session,
+    display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
+    return run_and_show(
+        files, mode, fps, count, reference, steps, resolution, display, long_clip, auto_reference, request, progress
     )
 
 
 @human_errors
-def rerender(session, conf, show_cameras, views, max_points, mask_black, mask_white, request: gr.Request):
-    """Rebuild the GLB from the session's cached predictions (no model run)."""
+def run_example(
+    files,
+    mode,
+    fps,
+    count,
+    reference,
+    steps,
+    resolution,
+    conf,
+    show_cameras,
+    max_points,
+    mask_black,
+    mask_white,
+    long_clip=False,
+    auto_reference=False,
+    drop_edges=limits.DROP_EDGES_DEFAULT,
+    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+):
+    """A clicked example: exactly what Reconstruct yields, its model result kept after the first click."""
+    display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
+    return run_and_show(
+        files,
+        mode,
+        fps,
+        count,
+        reference,
+        steps,
+        resolution,
+        display,
+        long_clip,
+        auto_reference,
+        request,
+        progress,
+        cache=True,
+    )
+
+
+@human_errors
+def rerender(
+    session,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges=limits.DROP_EDGES_DEFAULT,
+    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
+    request: gr.Request = None,
+):
+    """Rebuild the GLB and the splats from the session's cached predictions (no model run)."""
     if session is None:
         raise gr.Error("Reconstruct something first; the display settings apply to its result.")
-    options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
+    options = studio.scene_options(
+        conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
     with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
         glb, info = studio.render_scene(session.rec, options, folder)
-    return glb, info, session.downloads(glb)
+        splats, splat_info = studio.render_splats(session.rec, options, folder)
+    return glb, info, session.downloads(glb), splats, splat_info
 
 
 @human_errors
@@ -257,11 +394,16 @@ def download_for(
     mask_black,
     mask_white,
     refine=False,
+    drop_edges=limits.DROP_EDGES_DEFAULT,
+    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
     request: gr.Request = None,
 ):
+    """One file in the chosen format, with the full-size photos where the export needs them."""
     if session is None:
         raise gr.Error("Reconstruct something first, then pick a download format.")
-    options = studio.scene_options(conf, show_cameras, views, max_points, mask_black, mask_white)
+    options = studio.scene_options(
+        conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
     cap = CLIP_FRAMES if session.rec.num_views > MAX_VIEWS else MAX_VIEWS  # decode the photos as the run did
     rec, note = session.with_photos(cap)
     if note:
@@ -270,49 +412,104 @@ def download_for(
         return str(studio.download(rec, label, options, folder, bool(refine), gr.Info))
 
 
+def reusable_steps(session, files, mode, fps, count, reference, resolution, frames) -> int | None:
+    """K of the session's result when Compare K sees the same views at the same resolution, else None."""
+    how = sampling(mode, fps, count)
+    if session is None or not session.matches(files, how, int(reference or 0), int(resolution)):
+        return None
+    return session.rec.steps if frames is None or len(frames) == session.rec.num_views else None
+
+
+def compare_estimate(session, files, mode, fps, count, reference, sizes, resolution, steps_a, steps_b):
+    """Compare K's estimate, shown before it runs: which K run, which one the current result provides."""
+    if not sizes:
+        return "Upload photos or a video first; the estimate appears here."
+    reuse = reusable_steps(session, files, mode, fps, count, reference, resolution, None)
+    pair = (int(steps_a), int(steps_b))
+    return studio.compare_plan(ESTIMATOR, sizes, int(resolution), pair, reuse, DEVICE, PRECISION)[1]
+
+
 @human_errors
-def compare(files, mode, fps, count, reference, steps_a, steps_b, resolution, progress: gr.Progress = gr.Progress()):
-    """Same views, two step counts: time of each and how much depth moved."""
+def compare(
+    session,
+    files,
+    mode,
+    fps,
+    count,
+    reference,
+    steps_a,
+    steps_b,
+    resolution,
+    progress: gr.Progress = gr.Progress(),
+):
+    """Same views, two step counts: time of each and how much depth moved (re-using the current result)."""
     require_model()
-    steps_a, steps_b, resolution = (
-        studio.whole_steps(steps_a),
-        studio.whole_steps(steps_b),
-        checked_resolution(resolution),
-    )
-    if steps_a == steps_b:
+    pair = (studio.whole_steps(steps_a), studio.whole_steps(steps_b))
+    resolution = checked_resolution(resolution)
+    if pair[0] == pair[1]:
         raise gr.Error("Pick two different step counts to compare.")
-    frames = studio.with_reference_first(
-        studio.decode_uploads(files, sampling(mode, fps, count), MAX_VIEWS, resolution), int(reference or 0)
-    )
-    show_notes(frames)
-    first, second = (infer(frames, int(k), int(resolution), progress) for k in (steps_a, steps_b))
-    return studio.compare_runs(first, second)
+    progress(0.0, desc="Decoding the upload")
+    frames, _, _ = decode(files, mode, fps, count, resolution, max(pair))
+    if session is not None and session.matches(files, sampling(mode, fps, count), session.reference, resolution):
+        reference = session.reference  # the reference the current result used (perhaps chosen automatically)
+    frames = studio.with_reference_first(frames, int(reference or 0))
+    reuse = reusable_steps(session, files, mode, fps, count, reference, resolution, frames)
+    sizes = studio.frame_sizes(frames)
+    seconds, plan = studio.compare_plan(ESTIMATOR, sizes, int(resolution), pair, reuse, DEVICE, PRECISION)
+    runs, done, total = {}, 0.0, max(sum(seconds), 1e-9)
+    for steps, each in zip(pair, seconds):
+        if steps == reuse:
+            runs[steps] = session.rec
+            continue
+        span = (0.95 * done / total, 0.95 * (done + each) / total)  # one bar over both runs
+        runs[steps] = infer(frames, steps, int(resolution), progress, span, f"K={steps}: ")
+        learn_speed(runs[steps])
+        done += each
+    table, gallery = studio.compare_runs(runs[pair[0]], runs[pair[1]])
+    return f"{table}\n\n_Planned: {plan}_", gallery
 
 
-def example_result(files):
-    """What a clicked example shows (cached lazily, defaults everywhere)."""
-    glb, info, items, legend, summary, *_ = reconstruct(
-        files,
-        "frames per second",
-        limits.FPS_DEFAULT,
-        8,
-        0,
-        limits.STEPS_DEFAULT,
-        limits.RESOLUTION_DEFAULT,
-        limits.CONF_PERCENTILE_DEFAULT,
-        True,
-        limits.POINTS_DEFAULT,
-        False,
-        False,
-        False,
-        None,
-    )
-    return glb, info, items, legend, summary
+def example_rows() -> list[list]:
+    """Each example fills the inputs and runs like Reconstruct; on CPU at settings that take seconds."""
+    aloe = [os.path.join(EXAMPLES, "aloe", name) for name in ("aloeL.jpg", "aloeR.jpg")]
+    whale = [os.path.join(EXAMPLES, "rubberwhale", name) for name in ("rubberwhale1.png", "rubberwhale2.png")]
+    box = [os.path.join(EXAMPLES, "box.mp4")]
+    fast = DEVICE == "cpu"
+    fps_mode, default_fps = "frames per second", limits.FPS_DEFAULT
+    return [
+        [aloe, fps_mode, default_fps, 8, 0, limits.STEPS_DEFAULT, 378 if fast else limits.RESOLUTION_DEFAULT],
+        [whale, fps_mode, default_fps, 8, 0, limits.STEPS_MIN if fast else limits.STEPS_DEFAULT, 252 if fast else 504],
+        [box, "number of frames", default_fps, 6 if fast else 16, 0, limits.STEPS_MIN, 252 if fast else 504],
+    ]
 
 
 def forget_session(request: gr.Request) -> None:
     """Delete a closed tab's files."""
     OUTPUTS.forget(request.session_hash if request else None)
+
+
+# Phone-sized screens (390 px): whole labels, a viewer that fits, two depth views per row. Injected with the
+# layout (a <style> element) so every launch path gets it.
+PHONE_CSS = """
+#depth-gallery .caption-label, #compare-gallery .caption-label { white-space: normal; overflow: visible; }
+#estimate { min-height: 2.5em; }
+@media (max-width: 600px) {
+  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+  label span, [data-testid="checkbox-group"] span {
+    white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  }
+  #display-toggles { flex-direction: column !important; }
+  #display-toggles > * { min-width: 0 !important; width: 100% !important; }
+  #scene, #scene canvas { max-width: 100% !important; }
+  #scene canvas { height: 60vh !important; }
+  #depth-gallery .grid-wrap { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
+"""
+
+
+# Previews run one at a time in the order they were asked for (an example click changes several inputs at
+# once; the preview of its final values must be the one left on screen); only the latest pending one runs.
+PREVIEW_QUEUE = {"concurrency_limit": 1, "concurrency_id": "preview", "trigger_mode": "always_last"}
 
 
 def build_demo() -> gr.Blocks:
@@ -327,6 +524,7 @@ def build_demo() -> gr.Blocks:
         )
         if LOAD_ERROR:
             gr.Markdown(f"### ⚠️ Model weights not loaded\n{LOAD_ERROR}", elem_id="load-error-banner")
+        gr.HTML(f"<style>{PHONE_CSS}</style>", elem_id="studio-style", padding=False)
         rec_state = gr.State(None)  # this session's SessionResult, for re-rendering and downloads
         sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
         with gr.Row():
@@ -342,7 +540,9 @@ def build_demo() -> gr.Blocks:
                         ["frames per second", "number of frames"], value="frames per second", label="Sample by"
                     )
                     fps = gr.Slider(0.5, limits.FPS_MAX, value=limits.FPS_DEFAULT, step=0.5, label="Frames per second")
-                    count = gr.Slider(2, MAX_VIEWS, value=8, step=1, label="Number of evenly spaced frames")
+                    count = gr.Slider(
+                        2, MAX_VIEWS, value=limits.SAMPLE_COUNT_DEFAULT, step=1, label="Number of evenly spaced frames"
+                    )
                     long_clip = gr.Checkbox(
                         False,
                         label=f"Long clip: keep up to {CLIP_FRAMES} frames and reconstruct them in overlapping "
@@ -364,6 +564,11 @@ def build_demo() -> gr.Blocks:
                     label="Reference view (world frame): number of the view, or click one above",
                     elem_id="reference",
                 )
+                auto_reference = gr.Checkbox(
+                    True,
+                    label="Pick the reference automatically (the view that shares the most with the others)",
+                    elem_id="auto-reference",
+                )
                 steps = gr.Slider(
                     limits.STEPS_MIN,
                     limits.STEPS_MAX,
@@ -379,7 +584,7 @@ def build_demo() -> gr.Blocks:
                     label="Resolution (longest side, px)",
                     info="504 is what DVLT was trained at; lower is faster.",
                 )
-                estimate = gr.Markdown(elem_id="estimate")
+                estimate = gr.Markdown(RUNTIME, elem_id="estimate")  # ≈ X s before a run, took Y s after
                 run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
                 gr.Markdown(LIMITS_LINE)
             with gr.Column(scale=6):
@@ -409,11 +614,24 @@ def build_demo() -> gr.Blocks:
                                 step=10_000,
                                 label="Point budget",
                             )
-                            with gr.Row():
+                            with gr.Row(elem_id="display-toggles"):
                                 show_cameras = gr.Checkbox(True, label="Show cameras")
                                 mask_black = gr.Checkbox(False, label="Hide black background")
                                 mask_white = gr.Checkbox(False, label="Hide white background")
-                            views = gr.CheckboxGroup([], label="Views to include")
+                                drop_edges = gr.Checkbox(
+                                    limits.DROP_EDGES_DEFAULT,
+                                    label="Hide flying pixels at depth edges",
+                                    elem_id="drop-edges",
+                                )
+                            frustum_scale = gr.Slider(
+                                0,
+                                limits.FRUSTUM_SCALE_MAX,
+                                value=limits.FRUSTUM_SCALE_DEFAULT,
+                                step=0.01,
+                                label="Camera marker size (fraction of the scene; 0 hides them)",
+                                elem_id="frustum-scale",
+                            )
+                            views = gr.CheckboxGroup([], label="Views to include", elem_id="views")
                         downloads = gr.File(
                             label="Downloads: GLB scene and raw predictions (.npz)",
                             file_count="multiple",
@@ -428,13 +646,29 @@ def build_demo() -> gr.Blocks:
                             refine = gr.Checkbox(False, label="Refine cameras with bundle adjustment")
                             fmt_button = gr.Button("Prepare download")
                         fmt_file = gr.File(label="Export", elem_id="export-file")
+                    with gr.Tab("Splats"):
+                        splats = gr.Model3D(
+                            label="Gaussian splats (same filters as the point cloud; drag to orbit)",
+                            height=520,
+                            clear_color=(0.96, 0.96, 0.96, 1.0),
+                            elem_id="splats",
+                        )
+                        splat_info = gr.Markdown(elem_id="splat-info")
                     with gr.Tab("Depth & confidence"):
-                        legend = gr.Image(label="Depth colour scale", interactive=False, height=90, elem_id="legend")
+                        legend = gr.Image(
+                            label="Depth colour scale",
+                            interactive=False,
+                            height=110,
+                            show_label=False,
+                            buttons=[],
+                            elem_id="legend",
+                        )
                         depth_gallery = gr.Gallery(
-                            label="Per view: input | depth | confidence",
-                            columns=1,
+                            label="Per view, top to bottom: input, depth, confidence (click to enlarge)",
+                            columns=4,
                             height="auto",
                             object_fit="contain",
+                            allow_preview=True,
                             elem_id="depth-gallery",
                         )
                     with gr.Tab("Compare K"):
@@ -449,60 +683,95 @@ def build_demo() -> gr.Blocks:
                             steps_b = gr.Slider(
                                 limits.STEPS_MIN, limits.STEPS_MAX, value=limits.STEPS_MAX, step=1, label="K (second)"
                             )
-                        compare_button = gr.Button("Compare")
-                        compare_table = gr.Markdown()
-                        compare_gallery = gr.Gallery(label="Depth change per view", columns=2, height="auto")
+                        compare_plan = gr.Markdown(
+                            "Upload photos or a video first; the estimate appears here.", elem_id="compare-estimate"
+                        )
+                        compare_button = gr.Button("Compare", elem_id="compare")
+                        compare_table = gr.Markdown(elem_id="compare-table")
+                        compare_gallery = gr.Gallery(
+                            label="Depth change per view", columns=4, height="auto", elem_id="compare-gallery"
+                        )
 
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
-        for trigger in (files.change, mode.change, fps.release, count.release, long_clip.change):
+        looks = [drop_edges, frustum_scale]  # display settings added after the API's first version
+        preview_inputs = [*sampling_inputs, resolution, steps, long_clip, auto_reference]
+        for trigger in (files.change, mode.change, fps.release, count.release, long_clip.change, auto_reference.input):
             trigger(
                 preview,
-                [*sampling_inputs, resolution, steps, long_clip],
+                preview_inputs,
                 [preview_gallery, views_info, reference, estimate, sizes_state],
                 api_visibility="private",
+                **PREVIEW_QUEUE,
             )
         for trigger in (steps.release, resolution.change):
-            trigger(refresh_estimate, [sizes_state, resolution, steps, long_clip], estimate, api_visibility="private")
-        preview_gallery.select(pick_reference, None, reference, api_visibility="private")
+            # re-preview: on CPU a video's frame count depends on the time K and resolution take
+            trigger(
+                preview,
+                preview_inputs,
+                [preview_gallery, views_info, reference, estimate, sizes_state],
+                api_visibility="private",
+                **PREVIEW_QUEUE,
+            )
+        preview_gallery.select(pick_reference, None, [reference, auto_reference], api_visibility="private")
+        run_inputs = [
+            *sampling_inputs,
+            reference,
+            steps,
+            resolution,
+            conf,
+            show_cameras,
+            max_points,
+            mask_black,
+            mask_white,
+            long_clip,
+            auto_reference,
+            *looks,
+        ]
+        run_outputs = [scene, scene_info, depth_gallery, legend, run_info, downloads, views, rec_state, estimate]
+        run_outputs += [splats, splat_info]
         run.click(
             reconstruct,
-            [*sampling_inputs, reference, steps, resolution, conf, show_cameras, max_points, mask_black, mask_white]
-            + [long_clip],
-            [scene, scene_info, depth_gallery, legend, run_info, downloads, views, rec_state],
+            run_inputs,
+            run_outputs,
             api_name="reconstruct",
             concurrency_limit=1,
             concurrency_id="model",
+            show_progress_on=[estimate],  # one progress display, next to the button that was pressed
         )
-        conf.release(rerender, [rec_state, *display], [scene, scene_info, downloads], api_name="rerender")
-        for trigger in (max_points.release, show_cameras.input, mask_black.input, mask_white.input, views.input):
-            trigger(rerender, [rec_state, *display], [scene, scene_info, downloads], api_visibility="private")
-        fmt_button.click(download_for, [rec_state, fmt, *display, refine], fmt_file, api_name="download")
+        shown = [scene, scene_info, downloads, splats, splat_info]
+        conf.release(rerender, [rec_state, *display, *looks], shown, api_name="rerender")
+        toggles = (show_cameras.input, mask_black.input, mask_white.input, views.input, drop_edges.input)
+        for trigger in (max_points.release, frustum_scale.release, *toggles):
+            trigger(rerender, [rec_state, *display, *looks], shown, api_visibility="private")
+        fmt_button.click(download_for, [rec_state, fmt, *display, refine, *looks], fmt_file, api_name="download")
+        plan_inputs = [rec_state, *sampling_inputs, reference, sizes_state, resolution, steps_a, steps_b]
+        for trigger in (steps_a.release, steps_b.release, sizes_state.change, rec_state.change, resolution.change):
+            trigger(compare_estimate, plan_inputs, compare_plan, api_visibility="private", show_progress="hidden")
         compare_button.click(
             compare,
-            [*sampling_inputs, reference, steps_a, steps_b, resolution],
+            [rec_state, *sampling_inputs, reference, steps_a, steps_b, resolution],
             [compare_table, compare_gallery],
             api_name="compare_k",
             concurrency_limit=1,
             concurrency_id="model",
+            show_progress_on=[compare_table],
         )
-        gr.Examples(
-            examples=[
-                [[os.path.join(EXAMPLES, "aloe", "aloeL.jpg"), os.path.join(EXAMPLES, "aloe", "aloeR.jpg")]],
-                [
-                    [
-                        os.path.join(EXAMPLES, "rubberwhale", "rubberwhale1.png"),
-                        os.path.join(EXAMPLES, "rubberwhale", "rubberwhale2.png"),
-                    ]
-                ],
-                [[os.path.join(EXAMPLES, "box.mp4")]],
-            ],
+        examples = gr.Examples(
+            examples=example_rows(),
             example_labels=["Aloe stereo pair", "Rubber whale pair", "Box clip (video)"],
-            inputs=[files],
-            outputs=[scene, scene_info, depth_gallery, legend, run_info],
-            fn=example_result,
-            cache_examples=MODEL is not None,
-            cache_mode="lazy",
+            inputs=[*sampling_inputs, reference, steps, resolution],
+            cache_examples=False,
+        )
+        # A click fills the inputs, then runs exactly like Reconstruct (model result kept after the first run).
+        examples.load_input_event.then(
+            run_example,
+            run_inputs,
+            run_outputs,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="model",
+            show_progress_on=[estimate],
         )
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import glob
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -26,8 +27,10 @@ from tqdm import tqdm
 from . import limits
 from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
+from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
-from .inputs import load_sequence
+from .inputs import is_video, load_sequence
+from .runtime import describe_runtime, precision_name
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
 
@@ -58,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconstruct one or more inputs",
         description="Reconstruct each INPUT separately and write the chosen formats to OUT/<input name>/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="formats:\n"
+        epilog="examples, one per input kind:\n"
+        "  dvlt reconstruct examples/aloe --out results               # a folder of photos\n"
+        "  dvlt reconstruct examples/box.mp4 --out results --fps 2    # a video\n"
+        "  dvlt reconstruct examples/aloe/aloeL.jpg --out results     # one photo\n"
+        "  dvlt reconstruct shots.txt --out results                   # a .txt list of photo paths\n"
+        '  dvlt reconstruct "shots/*.jpg" --out results --formats all # a quoted glob\n'
+        "\nformats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
         + "\n  all         every format above",
     )
@@ -85,19 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps", type=float, default=limits.FPS_DEFAULT, help="frames sampled per second of video (default %(default)s)"
     )
     rec.add_argument(
-        "--num-frames", type=int, default=None, help="instead of --fps: this many frames evenly spaced over each video"
+        "--num-frames",
+        type=int,
+        default=None,
+        help="instead of --fps: this many frames evenly spaced over each video (default: use --fps)",
     )
     rec.add_argument(
         "--max-frames",
         type=int,
-        default=32,
-        help="at most this many views per input; videos are thinned evenly, "
-        "photo sets above it are refused (default %(default)s)",
+        default=None,
+        help="at most this many views per input; videos are thinned evenly, photo sets above it are refused "
+        f"(default: {limits.CLI_MAX_FRAMES}; on a CPU videos sampled by --fps keep only as many as fit about "
+        f"{TARGET_SECONDS:.0f} s)",
     )
     rec.add_argument(
         "--checkpoint",
-        default=DEFAULT_REPO,
-        help="Hub repo id, local folder, .safetensors file or URL (default %(default)s)",
+        default=os.environ.get("DVLT_CHECKPOINT") or DEFAULT_REPO,
+        help=f"Hub repo id, local folder, .safetensors file or URL (default: $DVLT_CHECKPOINT, else {DEFAULT_REPO})",
     )
     rec.add_argument(
         "--device",
@@ -109,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 on GPUs and on CPUs with fast bf16, else fp32 (default %(default)s)",
+        help="auto: bf16 on GPUs and on CPUs with AMX, else fp32; $DVLT_PRECISION overrides auto (default %(default)s)",
     )
     rec.add_argument(
         "--img-size",
@@ -160,7 +173,7 @@ def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--mask-background",
         choices=("none", "black", "white", "both"),
         default="none",
-        help="drop near-black and/or near-white pixels (studio backgrounds)",
+        help="drop near-black and/or near-white pixels (studio backgrounds; default %(default)s)",
     )
     parser.add_argument(
         "--drop-edges",
@@ -278,7 +291,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--steps must be between 1 and {limits.STEPS_HARD_MAX}, got {args.steps}")
     if args.fps <= 0:
         parser.error("--fps must be positive")
-    if args.max_frames < 1 or (args.num_frames is not None and args.num_frames < 1):
+    if (args.max_frames is not None and args.max_frames < 1) or (args.num_frames is not None and args.num_frames < 1):
         parser.error("--max-frames and --num-frames must be >= 1")
     if not 0 <= args.conf_percentile < 100:
         parser.error("--conf-percentile must be in [0, 100)")
@@ -385,31 +398,45 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     model.setup_test(device)
     if launch.distributed and model.device.type == "cpu":
         torch.set_num_threads(cpu_share(launch))
+    device, precision = model.device.type, precision_name(args.precision, model.device.type)
+    if show:
+        print(f"dvlt: {describe_runtime(device, args.precision)}", file=sys.stderr)
+    estimator = Estimator()
+    if device == "cpu":
+        from .studio import probe_speed
+
+        probe_speed(estimator, model, device, precision)  # ~1 s: time estimates and default frame counts fit here
     options = scene_options(args)
     failures = []
     for scene in tqdm(scenes, desc="inputs", unit="input", disable=not show or len(scenes) <= 1):
         text, name = scene.text, scene.name
         try:
             with manifest.claim(scene) as entry:
+                source = sources[scene.index]
+                most = max_frames_for(args, source, estimator, device, precision)
                 _, frames = load_sequence(
-                    sources[scene.index],
-                    fps=args.fps,
-                    max_frames=args.max_frames,
-                    num_frames=args.num_frames,
-                    max_side=args.img_size,
+                    source, fps=args.fps, max_frames=most, num_frames=args.num_frames, max_side=args.img_size
                 )
                 for note in frames.notes:
                     print(f"warning: {text}: {note}", file=sys.stderr)
-                window = window_for(args, len(frames), model.device.type)
+                window = window_for(args, len(frames), device)
                 plan = plan_windows(len(frames), window, args.overlap) if window else [frames]
                 label = f"{len(frames)} views" + (f" in {len(plan)} windows of {window}" if window else "")
+                if show and not window:
+                    warn_if_slow(args, name, frames, estimator, device, precision)
+                bar_format = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
                 with tqdm(
-                    total=100, desc=f"{name} ({label}, K={args.steps})", unit="%", disable=not show, leave=True
+                    total=100,
+                    desc=f"{name}: {label}, K={args.steps}",
+                    bar_format=bar_format,
+                    disable=not show,
+                    leave=False,
+                    dynamic_ncols=True,
                 ) as bar:
 
                     def progress(fraction: float, message: str) -> None:
                         bar.set_postfix_str(message, refresh=False)
-                        bar.update(round(fraction * 100) - bar.n)
+                        bar.update(max(0, round(fraction * 100) - bar.n))
 
                     start = time.perf_counter()
                     if window:
@@ -421,6 +448,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                     with scene_folder(args.out / name) as folder:
                         written = export_all(rec, folder, args.formats, options)
                     written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
+                if not window:
+                    height, width = rec.size
+                    estimator.observe(len(frames), height, width, args.steps, device, precision, rec.seconds["model"])
                 entry.views, entry.windows, entry.seconds = rec.num_views, len(plan), dict(rec.seconds)
                 entry.outputs = {key: str(path) for key, path in written.items()}
             if show:
@@ -429,9 +459,57 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                     + ", ".join(str(p) for p in written.values())
                 )
         except (DVLTError, OSError, ValueError) as error:
-            failures.append(f"{text}: {error}")
-            print(f"error: {text}: {error}", file=sys.stderr)
+            message = naming_the_input_once(text, error)
+            failures.append(message)
+            print(f"error: {message}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def max_frames_for(
+    args: argparse.Namespace, source: str | list[str], estimator: Estimator, device: str, precision: str
+) -> int:
+    """--max-frames, or by default the CLI cap; on a CPU a video sampled by --fps keeps what fits about a minute."""
+    if args.max_frames is not None:
+        return args.max_frames
+    if device == "cuda" or args.num_frames is not None or not isinstance(source, str) or not is_video(source):
+        return limits.CLI_MAX_FRAMES
+    from .preprocess import canvas_size
+    from .studio import video_frame_size
+
+    size = video_frame_size(source) or (480, 640)
+    height, width = canvas_size([size], args.img_size, 14)
+    fits = estimator.views_within(TARGET_SECONDS, height, width, args.steps, device, precision, limits.CLI_MAX_FRAMES)
+    return max(2, fits)
+
+
+def warn_if_slow(
+    args: argparse.Namespace, name: str, frames: list, estimator: Estimator, device: str, precision: str
+) -> None:
+    """One line before a run expected to take over two minutes, naming a cheaper setting."""
+    from .preprocess import canvas_size
+
+    height, width = canvas_size([(f.height, f.width) for f in frames], args.img_size, 14)
+    seconds = estimator.estimate(len(frames), height, width, args.steps, device, precision).seconds
+    if seconds <= SLOW_SECONDS:
+        return
+    fewer = estimator.views_within(TARGET_SECONDS, height, width, args.steps, device, precision, len(frames))
+    print(
+        f"warning: {name}: {len(frames)} views at {width}×{height}, K={args.steps} will take ≈ {human_seconds(seconds)}"
+        f" here; --max-frames {fewer} or --img-size {min(limits.RESOLUTIONS)} is faster.",
+        file=sys.stderr,
+    )
+
+
+def naming_the_input_once(text: str, error: Exception) -> str:
+    """The error message, prefixed with the input only when the message does not already name it."""
+    message = str(error)
+    named = text in message or (Path(text).name and Path(text).name in message)
+    return message if named else f"{text}: {message}"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings as one plain line ('warning: ...'), without Python's file and line, above any progress bar."""
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -440,6 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     (check_export_arguments if args.command == "export" else check_arguments)(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.simplefilter("default")
+    warnings.showwarning = show_warning
+    if args.command == "reconstruct" and not limits.STEPS_MIN <= args.steps <= limits.STEPS_MAX:  # said once
+        print(
+            f"warning: K={args.steps} is outside the validated range {limits.STEPS_MIN}-{limits.STEPS_MAX}; "
+            "quality may drop.",
+            file=sys.stderr,
+        )
+        warnings.filterwarnings("ignore", message=r"K=\d+ is outside the validated range")
     try:
         return run_export(args) if args.command == "export" else run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:

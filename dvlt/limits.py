@@ -14,6 +14,7 @@ FPS_DEFAULT = 2.0
 FPS_MAX = 10.0
 MAX_VIEWS_CPU = 16  # a 2-vCPU Space needs ~1.5 s per view at 504 px
 MAX_VIEWS_GPU = 64
+CLI_MAX_FRAMES = 32  # the CLI's cap on views per input (on CPU videos are thinned further to fit about a minute)
 MAX_UPLOAD_FILES = 200  # files in one upload (before sampling)
 MAX_UPLOAD_MB = 500  # one uploaded file (Gradio's max_file_size)
 MAX_IMAGE_PIXELS = 50_000_000  # per photo or video frame; read from the header, before decoding
@@ -51,3 +52,4 @@ WINDOW_OVERLAP_DEFAULT = 4  # frames shared by consecutive windows (a quarter of
 def max_clip_frames(device_type: str) -> int:
     """The most frames a long clip may have on this device (the app's cap in long-clip mode)."""
     return MAX_CLIP_FRAMES_GPU if device_type == "cuda" else MAX_CLIP_FRAMES_CPU
+SAMPLE_COUNT_DEFAULT = 8  # "number of frames" sampling of a video

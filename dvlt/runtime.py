@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import time
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 from typing import Any
@@ -43,37 +41,77 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_bf16_is_faster() -> bool:
-    """Time one transformer-sized matmul in fp32 and bf16 (~0.2 s, once per process)."""
-    if not cpu_has_native_bf16():
-        return False
-    a, b = torch.randn(1024, 768), torch.randn(768, 3072)
+def cpu_bf16_pays_off(flags: set[str] | None = None) -> bool:
+    """True only on CPUs with AMX tiles: there bf16 runs DVLT ~2.5x faster than fp32.
 
-    def best_time(x: torch.Tensor, y: torch.Tensor) -> float:
-        times = []
-        for _ in range(4):
-            start = time.perf_counter()
-            x @ y
-            times.append(time.perf_counter() - start)
-        return min(times[1:])
-
-    return best_time(a.bfloat16(), b.bfloat16()) < 0.8 * best_time(a, b)
+    Measured with alternating runs (docs/performance.md, "Precision"): with AVX512-BF16 but no AMX
+    (Intel Xeon without AMX, AMD EPYC Zen 4) bf16 is slower than fp32 for this model, so fp32 is chosen.
+    A fixed rule on the CPU's flags, never a timing: the same machine always gets the same precision.
+    """
+    return "amx_bf16" in (cpu_flags() if flags is None else flags)
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype for `precision` ('auto' | 'fp32' | 'bf16') on `device`."""
+def requested_precision(precision: str | None = None) -> str:
+    """The precision asked for: an explicit 'fp32'/'bf16' wins, else $DVLT_PRECISION, else 'auto'."""
+    if precision in (None, "auto"):
+        precision = os.environ.get("DVLT_PRECISION", "").strip().lower() or "auto"
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def precision_name(precision: str | None, device_type: str) -> str:
+    """'fp32' or 'bf16': what `precision` (None/'auto'/'fp32'/'bf16') means on this kind of device.
+
+    Pure rule, no CUDA query (ZeroGPU forbids touching CUDA outside its GPU worker): GPUs use bf16.
+    """
+    chosen = requested_precision(precision)
+    if chosen != "auto":
+        return chosen
+    if device_type == "cuda":
+        return "bf16"
+    return "bf16" if cpu_bf16_pays_off() else "fp32"
+
+
+def precision_reason(precision: str | None, device_type: str) -> str:
+    """Why that precision: one short phrase for the UI and the CLI."""
+    chosen = requested_precision(precision)
+    if chosen != "auto":
+        return "set by DVLT_PRECISION" if precision in (None, "auto") else "as requested"
+    if device_type == "cuda":
+        return "GPU"
+    return "CPU has AMX" if cpu_bf16_pays_off() else "no AMX on this CPU"
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype:
+    """The compute dtype for `precision` ('auto' | 'fp32' | 'bf16', None = 'auto') on `device`."""
+    name = precision_name(precision, device.type)
+    if name == "bf16" and device.type == "cuda" and requested_precision(precision) == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    if device.type == "cpu" and cpu_bf16_is_faster():
-        return torch.bfloat16
-    return torch.float32
+    return torch.bfloat16 if name == "bf16" else torch.float32
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def describe_runtime(device_type: str, precision: str | None = None, threads: int | None = None) -> str:
+    """'CPU (AMD EPYC) · fp32 (no AMX on this CPU) · 2 threads': where and how the model runs."""
+    name, reason = precision_name(precision, device_type), precision_reason(precision, device_type)
+    if device_type == "cuda":
+        return f"GPU · {name} ({reason})"
+    threads = threads or torch.get_num_threads()
+    return f"CPU ({cpu_model_name()}) · {name} ({reason}) · {threads} thread{'s' if threads != 1 else ''}"
 
 
 def autocast_for(device: torch.device, dtype: torch.dtype) -> ContextManager:

@@ -17,18 +17,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
 from . import limits
 from .budget import decode_slot
 from .errors import DiskFullError, DVLTError, EmptyInputError, InputError, StepsError, TooManyFramesError
-from .estimate import Estimate, Estimator
+from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimate, Estimator, human_seconds
 from .export import CameraOptions, adjust_cameras, write_colmap, write_glb, write_nerfstudio, zip_directory
 from .export.ply import write_point_cloud
 from .export.rerun import write_rerun
@@ -58,7 +59,7 @@ class Sampling:
 
     mode: str = "fps"  # "fps" or "count"
     fps: float = limits.FPS_DEFAULT
-    count: int = 8
+    count: int = limits.SAMPLE_COUNT_DEFAULT
 
 
 @dataclass
@@ -72,6 +73,12 @@ class SessionResult:
     sampling: Sampling = Sampling()
     reference: int = 0
     resolution: int = limits.RESOLUTION_DEFAULT
+    budget: int | None = None  # the frame budget that thinned a video sampled by frame rate (None: none)
+
+    def matches(self, files: Sequence[str] | None, sampling: Sampling, reference: int, resolution: int) -> bool:
+        """True when a run with these inputs and settings would see the same views as this result."""
+        same_settings = (self.sampling, self.reference, self.resolution) == (sampling, reference, resolution)
+        return same_settings and _fingerprint(self.files) == _fingerprint(files or ())
 
     def downloads(self, glb: Path) -> list[str]:
         """The Downloads list: the scene as currently shown, and the raw predictions."""
@@ -82,7 +89,7 @@ class SessionResult:
         note when the upload is gone, so the exports fall back to the model's views and the user is told."""
         try:
             frames = with_reference_first(
-                decode_uploads(self.files, self.sampling, max_views, self.resolution), self.reference
+                decode_uploads(self.files, self.sampling, max_views, self.resolution, self.budget), self.reference
             )
         except (InputError, OSError):
             frames = []
@@ -95,6 +102,15 @@ class SessionResult:
         return dataclasses.replace(self.rec, originals=full), None
 
 
+def _fingerprint(files: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """(name, bytes) per file: the same photos uploaded again match, different ones do not."""
+    out = []
+    for file in files:
+        path = Path(str(file))
+        out.append((path.name, path.stat().st_size if path.exists() else -1))
+    return tuple(out)
+
+
 def human_size(num_bytes: float) -> str:
     """1_234_567 -> '1.2 MB'."""
     for unit in ("B", "KB", "MB"):
@@ -104,12 +120,26 @@ def human_size(num_bytes: float) -> str:
     return f"{num_bytes:.1f} GB"
 
 
+def video_seconds(path: str | Path) -> float:
+    """Duration of a video from its container header (0 when unknown)."""
+    try:
+        with av.open(str(path)) as container:
+            return float(container.duration or 0) / av.time_base
+    except (av.error.FFmpegError, OSError):
+        return 0.0  # decoding will report the real problem
+
+
 def decode_uploads(
-    paths: Sequence[str] | None, sampling: Sampling, max_views: int, resolution: int | None = None
+    paths: Sequence[str] | None,
+    sampling: Sampling,
+    max_views: int,
+    resolution: int | None = None,
+    budget: int | None = None,
 ) -> Frames:
     """Frames from uploaded photos and/or one video, within the Space's limits (checked on the files' headers
     before anything is decoded), holding one of the process's decode slots; photos are decoded straight to
-    `resolution` (their longest side), video frames to at most `limits.VIDEO_FRAME_MAX_SIDE`."""
+    `resolution` (their longest side), video frames to at most `limits.VIDEO_FRAME_MAX_SIDE`; a video sampled
+    by frame rate keeps at most `budget` frames (evenly spaced)."""
     paths = [str(p) for p in (paths or [])]
     if not paths:
         raise EmptyInputError("Nothing uploaded yet: add photos or a short video.")
@@ -123,12 +153,13 @@ def decode_uploads(
     if sampling.mode == "fps" and not 0 < sampling.fps <= limits.FPS_MAX:
         raise InputError(f"Frames per second must be between 0 and {limits.FPS_MAX:g}.")
     count = sampling.count if sampling.mode == "count" else None
+    most = min(max_views, budget) if budget and sampling.mode == "fps" and videos else max_views
     with decode_slot():
         _, frames = load_sequence(
             paths,
             fps=sampling.fps,
             num_frames=count,
-            max_frames=max_views,
+            max_frames=most,
             max_pixels=limits.MAX_IMAGE_PIXELS,
             max_side=resolution,
             max_seconds=limits.MAX_VIDEO_SECONDS,
@@ -160,6 +191,17 @@ def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
     return len(set(frame_sizes(frames))) > 1
 
 
+def probe_speed(estimator: Estimator, model: DVLT, device: str, precision: str) -> None:
+    """Calibrate the estimator at start-up: kernel rates plus one small real pass (2 views, 252 px, K=8)."""
+
+    def small_run() -> float:
+        rng = np.random.default_rng(0)
+        frames = [Image.fromarray(rng.integers(0, 255, (182, 252, 3), dtype=np.uint8)) for _ in range(2)]
+        return reconstruct(model, frames, steps=8, img_size=252, name="probe").seconds["model"]
+
+    estimator.probe(device, precision, run_model=small_run)
+
+
 def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -> tuple[DVLT | None, str | None]:
     """The model with weights, or (None, a message saying what failed and how to fix it)."""
     model = DVLT(precision=precision)
@@ -176,13 +218,92 @@ def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
 
 
 def estimate_for(
-    estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    where: str | None = None,
 ) -> tuple[Estimate, str]:
-    """Time/memory estimate and its one-line description for views of these (height, width) sizes."""
+    """Time/memory estimate and its description for views of these (height, width) sizes; over
+    SLOW_SECONDS it says so and offers the cheaper setting (fewer views or a lower resolution)."""
     height, width = canvas_size(sizes, resolution, 14)
     estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
-    where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
-    return estimate, estimate.describe(len(sizes), height, width, steps, where)
+    where = where or f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+    text = estimate.describe(len(sizes), height, width, steps, where)
+    if estimate.slow:
+        text += f"  \n⚠️ **Over {SLOW_SECONDS / 60:.0f} minutes.** " + cheaper_settings(
+            estimator, sizes, resolution, steps, device, precision
+        )
+    return estimate, text
+
+
+def cheaper_settings(
+    estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str
+) -> str:
+    """One sentence offering a setting that fits about a minute: fewer views, or a lower resolution."""
+    height, width = canvas_size(sizes, resolution, 14)
+    fewer = estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, len(sizes))
+    offers = []
+    if fewer < len(sizes):
+        seconds = estimator.estimate(fewer, height, width, steps, device, precision).seconds
+        offers.append(f"{fewer} view{'s' if fewer != 1 else ''} (≈ {human_seconds(seconds)})")
+    for lower in sorted((r for r in limits.RESOLUTIONS if r < resolution), reverse=True):
+        low_h, low_w = canvas_size(sizes, lower, 14)
+        seconds = estimator.estimate(len(sizes), low_h, low_w, steps, device, precision).seconds
+        if seconds <= 2 * TARGET_SECONDS or lower == min(limits.RESOLUTIONS):
+            offers.append(f"{lower} px (≈ {human_seconds(seconds)})")
+            break
+    return ("Faster: " + " or ".join(offers) + ".") if offers else "Fewer views or a lower resolution is faster."
+
+
+def video_frame_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of a video's frames from its header (None when unknown)."""
+    try:
+        with av.open(str(path)) as container:
+            codec = container.streams.video[0].codec_context
+            return (int(codec.height), int(codec.width)) if codec.width and codec.height else None
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+
+
+def frame_budget(
+    estimator: Estimator,
+    paths: Sequence[str] | None,
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    max_views: int,
+) -> int:
+    """How many views sampling a video by frame rate may keep: on CPU the most that fit about
+    TARGET_SECONDS (never fewer than 2), on GPU the device's view limit."""
+    videos = [str(p) for p in (paths or []) if is_video(str(p))]
+    size = video_frame_size(videos[0]) if videos else None
+    if device == "cuda" or size is None:
+        return max_views
+    height, width = canvas_size([size], resolution, 14)
+    return max(2, estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, max_views))
+
+
+def sampling_note(paths: Sequence[str] | None, sampling: Sampling, used: int, budget: int, max_views: int) -> str:
+    """Say how many frames the video gave at this frame rate and why fewer are used (empty when all are)."""
+    videos = [str(p) for p in (paths or []) if is_video(str(p))]
+    if not videos or sampling.mode != "fps":
+        return ""
+    sampled = int(video_seconds(videos[0]) * sampling.fps) or used
+    if sampled <= used:
+        return ""
+    why = (
+        f"the most that fit about {TARGET_SECONDS:.0f} s on this CPU"
+        if budget < max_views
+        else f"the limit here is {max_views} views"
+    )
+    return (
+        f"The video gives about {sampled} frames at {sampling.fps:g} fps; {used} evenly spaced are used "
+        f"({why}). Choose “number of frames” under Video sampling to pick another count."
+    )
 
 
 def whole_steps(steps: float | int | str) -> int:
@@ -265,23 +386,32 @@ def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.
     return gallery(rec), legend(near, far)
 
 
-def run_summary(rec: Reconstruction, estimate_line: str | None = None) -> str:
-    """Markdown line with the timings of a run."""
+def run_summary(
+    rec: Reconstruction, estimate: Estimate | None = None, took: float | None = None, where: str = ""
+) -> str:
+    """Markdown lines on a finished run: what ran, how long it took against the estimate, and where."""
+    took = took if took is not None else sum(rec.seconds.values())
+    line = f"**took {human_seconds(took)}**" + (f" (estimated ≈ {human_seconds(estimate.seconds)})" if estimate else "")
     parts = [
-        f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}",
+        line,
         f"model {rec.seconds.get('model', 0):.1f} s",
+        f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}",
     ]
-    total = sum(rec.seconds.values())
-    parts.append(f"total {total:.1f} s")
-    return " · ".join(parts) + (f"  \n_Estimate was: {estimate_line}_" if estimate_line else "")
+    return " · ".join(parts) + (f"  \n{where}" if where else "")
 
 
 def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, list[tuple[np.ndarray, str]]]:
     """Markdown table of model time and per-view depth change between two K, and the change maps."""
     percents, maps = depth_change(first, second)
-    rows = [f"| | K={first.steps} | K={second.steps} |", "|---|---|---|"]
-    rows.append(f"| model time | {first.seconds['model']:.2f} s | {second.seconds['model']:.2f} s |")
-    rows += [f"| view {view}: mean depth change | | {percent:.2f} % |" for view, percent in enumerate(percents)]
+    rows = [f"| | K={first.steps} | K={second.steps} | change |", "|---|---|---|---|"]
+    slower = second.seconds["model"] / max(first.seconds["model"], 1e-9)
+    rows.append(f"| model time | {first.seconds['model']:.2f} s | {second.seconds['model']:.2f} s | ×{slower:.2f} |")
+    for view, percent in enumerate(percents):
+        median_a = _median_depth(first, view)
+        median_b = _median_depth(second, view)
+        rows.append(
+            f"| view {view}: median depth | {median_a:.3g} | {median_b:.3g} | {percent:.2f} % mean depth change |"
+        )
     note = (
         f"\n\nChange maps: |depth(K={second.steps}) − depth(K={first.steps})| / depth(K={first.steps}), "
         "blue = unchanged, red = 10 % or more."
@@ -291,6 +421,38 @@ def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, li
         for view, (image, percent) in enumerate(zip(maps, percents))
     ]
     return "\n".join(rows) + note, captions
+
+
+def _median_depth(rec: Reconstruction, view: int) -> float:
+    valid = rec.depth[view][rec.valid[view]]
+    return float(np.median(valid)) if valid.size else float("nan")
+
+
+def compare_plan(
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    step_pair: Sequence[int],
+    reusable: int | None,
+    device: str,
+    precision: str,
+) -> tuple[list[float], str]:
+    """Estimated seconds of each K still to run (0 for the one the current result provides) and a line saying so."""
+    height, width = canvas_size(sizes, resolution, 14)
+    seconds = [
+        0.0 if steps == reusable else estimator.estimate(len(sizes), height, width, steps, device, precision).seconds
+        for steps in step_pair
+    ]
+    parts = [
+        f"K={steps}: your current result" if steps == reusable else f"K={steps} ≈ {human_seconds(each)}"
+        for steps, each in zip(step_pair, seconds)
+    ]
+    line = f"≈ {human_seconds(sum(seconds))} for {len(sizes)} views at {width}×{height} ({'; '.join(parts)})"
+    if sum(seconds) > SLOW_SECONDS:
+        line += ". ⚠️ Over 2 minutes: " + cheaper_settings(
+            estimator, sizes, resolution, max(step_pair), device, precision
+        )
+    return seconds, line
 
 
 def download(
@@ -465,3 +627,24 @@ class OutputFolders:
 
         self._timer = threading.Thread(target=loop, name="dvlt-output-sweep", daemon=True)
         self._timer.start()
+
+
+class ResultCache:
+    """Model results kept by key (an example's inputs and settings), filled on first use: a clicked example
+    is a real run the first time and re-uses its reconstruction afterwards, for every session (thread-safe)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable) -> Reconstruction | None:
+        with self._lock:
+            rec = self._items.get(key)
+            if rec is not None:
+                self._items.move_to_end(key)
+            return rec
+
+    def put(self, key: Hashable, rec: Reconstruction) -> None:
+        with self._lock:
+            self._items[key] = rec
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

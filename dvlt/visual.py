@@ -79,30 +79,36 @@ def confidence_images(rec: Reconstruction) -> list[np.ndarray]:
     return out
 
 
-def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
-    """Concatenate equally tall RGB panels with a white gap."""
-    height = panels[0].shape[0]
-    gap = np.full((height, GAP, 3), 255, np.uint8)
-    row = [panels[0]]
+def stacked(panels: list[np.ndarray], max_width: int = 336) -> np.ndarray:
+    """Equally wide RGB panels one above the other with a white gap, shrunk to at most `max_width` wide."""
+    width = panels[0].shape[1]
+    gap = np.full((GAP, width, 3), 255, np.uint8)
+    column = [panels[0]]
     for panel in panels[1:]:
-        row += [gap, panel]
-    return np.concatenate(row, axis=1)
+        column += [gap, panel]
+    image = np.concatenate(column, axis=0)
+    if width <= max_width:
+        return image
+    height = round(image.shape[0] * max_width / width)
+    return np.asarray(Image.fromarray(image).resize((max_width, height), Image.Resampling.BILINEAR))
 
 
-def gallery(rec: Reconstruction) -> list[tuple[np.ndarray, str]]:
-    """One (image, caption) per view: input | depth | confidence."""
-    depths, (near, far) = depth_images(rec)
+def view_label(rec: Reconstruction, index: int) -> str:
+    """'view 0 (reference) · name.jpg': how the UI names a view everywhere."""
+    label = "view 0 (reference)" if index == 0 else f"view {index}"
+    return label + (f" · {rec.names[index]}" if rec.names else "")
+
+
+def gallery(rec: Reconstruction, max_width: int = 336) -> list[tuple[np.ndarray, str]]:
+    """One (image, caption) per view: input above depth above confidence, small enough for a grid."""
+    depths, _ = depth_images(rec)
     confidences = confidence_images(rec)
     items = []
     for index, (image, depth, conf) in enumerate(zip(rec.images, depths, confidences)):
-        label = "view 0 (reference)" if index == 0 else f"view {index}"
-        if rec.names:
-            label += f" · {rec.names[index]}"
         valid_depth = rec.depth[index][rec.valid[index]]
         median = float(np.median(valid_depth)) if valid_depth.size else float("nan")
-        items.append(
-            (side_by_side([image, depth, conf]), f"{label} · input | depth | confidence · median depth {median:.3g}")
-        )
+        caption = f"{view_label(rec, index)} · median depth {median:.3g}"
+        items.append((stacked([image, depth, conf], max_width), caption))
     return items
 
 
@@ -113,24 +119,27 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def legend(
-    near: float, far: float, width: int = 560, title: str = "depth (scene units; one scale for all views)"
-) -> np.ndarray:
-    """A colour bar from near (red) to far (blue) with five labelled ticks."""
-    height, bar_top, bar_h = 74, 24, 18
+def legend(near: float, far: float, width: int = 640, title: str = "Depth, one scale for all views") -> np.ndarray:
+    """A readable colour bar: title, near (red) to far (blue) with five labelled ticks, and a confidence key."""
+    height, bar_top, bar_h, margin = 104, 30, 22, 36
     canvas = Image.new("RGB", (width, height), "white")
-    margin = 30
     ramp = colorize(np.linspace(far - near, 0.0, width - 2 * margin)[None].repeat(bar_h, 0), 0.0, far - near)
     canvas.paste(Image.fromarray(ramp), (margin, bar_top))
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
-    draw.text((margin, 3), title, fill="black", font=font)
+    font, small = _font(17), _font(15)
+    draw.text((margin, 5), f"{title} (scene units): near = red, far = blue", fill="black", font=font)
     for i in range(5):
         x = margin + i * (width - 2 * margin - 1) / 4
         value = near + (far - near) * i / 4
-        draw.line([(x, bar_top + bar_h), (x, bar_top + bar_h + 5)], fill="black")
+        draw.line([(x, bar_top + bar_h), (x, bar_top + bar_h + 6)], fill="black")
         text = f"{value:.3g}"
-        draw.text((x - 3 * len(text), bar_top + bar_h + 7), text, fill="black", font=font)
+        draw.text((x - draw.textlength(text, font=small) / 2, bar_top + bar_h + 8), text, fill="black", font=small)
+    draw.text(
+        (margin, height - 20),
+        "Confidence (bottom image of each view): brighter = more confident",
+        fill="black",
+        font=small,
+    )
     return np.asarray(canvas)
 
 

@@ -46,7 +46,7 @@ def test_high_level_snippet_writes_exports(checkpoint_dir, tmp_path, monkeypatch
 
 
 def test_readme_test_command_is_what_ci_runs():
-    command = re.search(r"```bash\n(pip install .*requirements-test.txt.*)\n```", README).group(1)
+    command = re.search(r"```bash\n(pip install .*\[test\].*)\n```", README).group(1)
     assert command in (ROOT / ".ci" / "run").read_text()
 
 

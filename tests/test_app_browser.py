@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,23 @@ if not Path(CHROMIUM).exists() and os.environ.get("DVLT_REQUIRE_BROWSER") != "1"
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 1150}, accept_downloads=True)
-        page = context.new_page()
-        page.goto(app_url)
-        page.wait_for_selector("#uploads")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1500, "height": 1150}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#uploads")
+    yield page
+    context.close()
 
 
 def scene_info(page) -> str:
@@ -51,30 +56,58 @@ def point_count(info: str) -> int:
     return int(info.split(" points")[0].split("·")[-1].strip().replace(",", ""))
 
 
+def assert_no_error(page) -> None:
+    """No error toast and no component showing an error."""
+    errors = page.locator(".toast-body.error, [data-testid='toast-body'].error")
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def wait_for_run(page, cameras: int, marker: str) -> None:
+    """A run (or example) finished: the scene, run info, downloads and view list of `cameras` views are shown."""
+    page.wait_for_function(
+        "([cameras, marker]) => {"
+        " const info = document.querySelector('#scene-info').innerText;"
+        " const run = document.querySelector('#run-info').innerText;"
+        " return info.includes(cameras + ' camera') && run.includes('took') && run !== marker"
+        "   && document.querySelector('#downloads a[href*=\".npz\"]') !== null; }",
+        arg=[cameras, marker],
+        timeout=300_000,
+    )
+    assert page.locator("#views input[type=checkbox]").count() == cameras
+
+
+def move_confidence_slider(page, fraction: float) -> int:
+    """Click the confidence slider at `fraction` of its width; the scene re-renders: returns the new point count."""
+    before = point_count(scene_info(page))
+    slider = page.locator("#conf input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "([before]) => { const t = document.querySelector('#scene-info').innerText;"
+        " return t.includes(' points') && !t.includes(before + ' points'); }",
+        arg=[f"{before:,}"],
+        timeout=60_000,
+    )
+    return point_count(scene_info(page))
+
+
 def test_upload_reconstruct_rerender_download(page, tmp_path):
     page.locator("#uploads input[type=file]").set_input_files([str(ALOE / "aloeL.jpg"), str(ALOE / "aloeR.jpg")])
     page.wait_for_selector("#preview img", timeout=60_000)
+    page.get_by_label("252").check()  # fast on CPU
     page.wait_for_function("document.querySelector('#estimate').innerText.includes('2 views')", timeout=60_000)
+    estimate = page.locator("#estimate").inner_text()
+    assert "≈" in estimate and "CPU" in estimate and "thread" in estimate and ("fp32" in estimate or "bf16" in estimate)
     page.click("#reconstruct")
-    page.wait_for_selector("#scene canvas", timeout=180_000)
-    page.wait_for_selector("#downloads a[href*='.glb']", timeout=180_000)
+    wait_for_run(page, 2, "")
+    assert "took" in page.locator("#estimate").inner_text()  # where the user pressed the button
     first = scene_info(page)
     assert "2 cameras" in first
 
     # the confidence slider re-renders from the session cache: fewer points
-    slider = page.locator("#conf input[type=range]")
-    box = slider.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
     points_before = point_count(first)
-    page.wait_for_function(
-        "([before]) => { const t = document.querySelector('#scene-info').innerText;"
-        " return t.includes(' points') && !t.includes(before + ' points'); }",
-        arg=[f"{points_before:,}"],
-        timeout=60_000,
-    )
-    points_after = point_count(scene_info(page))
+    points_after = move_confidence_slider(page, 0.9)
     assert points_after < points_before
-
     page.wait_for_function("document.querySelector('#downloads a[href*=\".glb\"]') !== null")
     with page.expect_download(timeout=60_000) as download:
         page.locator("#downloads a[href*='.glb']").first.click()
@@ -88,25 +121,66 @@ def test_upload_reconstruct_rerender_download(page, tmp_path):
     page.wait_for_selector("#depth-gallery img", timeout=30_000)
     assert page.locator("#depth-gallery img").count() >= 2
     page.get_by_role("tab", name="3D scene").click()
+    assert_no_error(page)
+
+
+def test_every_example_is_a_real_run_and_everything_works_after_it(page):
+    """Each example gives what Reconstruct gives; then display, COLMAP download and Compare K work on it."""
+    for label, cameras in (("Aloe stereo pair", 2), ("Rubber whale pair", 2), ("Box clip (video)", 6)):
+        marker = page.locator("#run-info").inner_text()
+        page.get_by_text(label, exact=True).click()
+        wait_for_run(page, cameras, marker)
+        assert_no_error(page)
+    # the last example's result is the session's: display controls, a COLMAP download and Compare K work
+    before = point_count(scene_info(page))
+    assert move_confidence_slider(page, 0.3) != before  # 0.3: not the default nor the first test's 0.9
+    page.get_by_role("button", name="Prepare download").click()
+    page.wait_for_selector("#export-file a[href*='.zip']", timeout=120_000)
+    page.get_by_role("tab", name="Compare K").click()
+    page.wait_for_function(
+        "document.querySelector('#compare-estimate').innerText.includes('your current result')", timeout=60_000
+    )
+    page.click("#compare")
+    page.wait_for_function("document.querySelector('#compare-table').innerText.includes('model time')", timeout=300_000)
+    table = page.locator("#compare-table").inner_text()
+    assert "view 5" in table and "%" in table
+    assert page.locator("#compare-gallery img").count() >= 6
+    assert_no_error(page)
+    page.get_by_role("tab", name="3D scene").click()
+
+    # clicked again, an example re-uses its first run's model result (no new model run)
+    marker = page.locator("#run-info").inner_text()
+    page.get_by_text("Aloe stereo pair", exact=True).click()
+    wait_for_run(page, 2, marker)
+    assert "re-used" in page.locator("#run-info").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_timeout(1500)  # let the 3D viewer draw
-    page.screenshot(path=str(ARTIFACTS / "reconstruction.png"), full_page=True)
-    assert (ARTIFACTS / "reconstruction.png").stat().st_size > 50_000
+    page.screenshot(path=str(ARTIFACTS / "desktop-1500.png"), full_page=True)
+    assert (ARTIFACTS / "desktop-1500.png").stat().st_size > 50_000
 
 
-def test_example_click_is_cached(page):
-    cache = Path(os.environ["GRADIO_EXAMPLES_CACHE"])
-    shutil.rmtree(cache, ignore_errors=True)
-    page.get_by_text("Rubber whale pair").click()
-    for _ in range(240):  # the first click runs the model once and caches the result for everyone
-        if any(cache.rglob("*.glb")):
-            break
-        page.wait_for_timeout(500)
-    assert any(cache.rglob("*.glb")), "the example result was cached"
-    page.wait_for_function(
-        "document.querySelector('#downloads') && document.querySelector('#scene canvas')", timeout=60_000
+def test_phone_layout(browser, app_url):
+    """At 390x844: whole labels, a viewer that fits the screen, and a depth grid of two per row."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#uploads")
+    page.get_by_text("Rubber whale pair", exact=True).click()
+    wait_for_run(page, 2, "")
+    page.wait_for_selector("#scene canvas", timeout=60_000)
+    width = page.evaluate("document.documentElement.clientWidth")
+    viewer = page.locator("#scene canvas").bounding_box()
+    assert viewer["x"] >= 0 and viewer["x"] + viewer["width"] <= width + 1, "the 3D viewer fits the screen"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "phone-390.png"), full_page=True)
+    assert (ARTIFACTS / "phone-390.png").stat().st_size > 20_000
+    clipped = page.evaluate(  # text cut inside its box (rotated accordion icons aside) or running off the screen
+        "([width]) => Array.from(document.querySelectorAll('label, label span, button span:not(.icon)'))"
+        ".filter(e => e.offsetParent !== null && e.innerText.trim()"
+        " && (e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > width + 1))"
+        ".map(e => e.innerText)",
+        [width],
     )
-    page.get_by_text("Aloe stereo pair").click()
-    page.get_by_text("Rubber whale pair").click()  # cached now: shown without a model run
-    page.wait_for_function("document.querySelector('#scene-info').innerText.includes('2 cameras')", timeout=30_000)
-    assert len(list(cache.rglob("*.glb"))) >= 1
+    assert not clipped, f"labels cut off at 390 px: {clipped}"
+    context.close()

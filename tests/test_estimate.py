@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import BOX
 
-from dvlt.estimate import Estimator, network_flops
+from dvlt.estimate import Estimator, flop_terms, network_flops
+from dvlt.studio import Sampling, compare_plan, decode_uploads, estimate_for, frame_budget, sampling_note
 
 
 def test_flop_count_matches_the_paper():
@@ -20,11 +22,87 @@ def test_flops_grow_with_steps_views_and_pixels():
 
 
 def test_estimator_learns_from_observed_runs():
-    estimator = Estimator()
-    before = estimator.estimate(4, 378, 504, 12, "cpu", "bf16").seconds
+    estimator = fixed_estimator(1.0)
+    before = estimator.estimate(4, 378, 504, 12, "cpu", "fp32").seconds
     for _ in range(6):
-        estimator.observe(4, 378, 504, 12, "cpu", "bf16", model_seconds=2 * before)
-    after = estimator.estimate(4, 378, 504, 12, "cpu", "bf16")
+        estimator.observe(4, 378, 504, 12, "cpu", "fp32", model_seconds=2 * before)
+    after = estimator.estimate(4, 378, 504, 12, "cpu", "fp32")
     assert after.seconds > 1.8 * before
-    text = after.describe(4, 378, 504, 12, "CPU, bf16")
+    text = after.describe(4, 378, 504, 12, "CPU, fp32")
     assert "4 views at 504×378, K=12" in text and "GB" in text
+
+
+def fixed_estimator(seconds_per_tflop: float) -> Estimator:
+    """An estimator whose kernel rates are set (no probe): 1 TFLOP of any kind takes `seconds_per_tflop`."""
+    rate = 1e12 / seconds_per_tflop
+    return Estimator(rates={("cpu", "fp32"): {"dense": rate, "attention": rate, "conv": rate}}, scale={})
+
+
+def test_flop_terms_add_up_and_attention_grows_quadratically():
+    terms = flop_terms(8, 378, 504, 12)
+    assert sum(terms.values()) == pytest.approx(network_flops(8, 378, 504, 12))
+    double = flop_terms(16, 378, 504, 12)
+    assert double["attention"] > 3 * terms["attention"] and double["conv"] == pytest.approx(2 * terms["conv"])
+
+
+def test_calibration_follows_measured_runs_whatever_the_start():
+    """Observed runs of one size re-calibrate the factor: a run of another size is then predicted from them."""
+    truth = fixed_estimator(3.0)  # a machine 'three times slower' than the estimator below thinks
+    estimator = fixed_estimator(1.0)
+    for views in (2, 4, 8):
+        measured = truth.model_seconds(views, 378, 504, 12, "cpu", "fp32")
+        estimator.observe(views, 378, 504, 12, "cpu", "fp32", measured)
+    predicted = estimator.model_seconds(16, 182, 252, 8, "cpu", "fp32")
+    assert predicted == pytest.approx(truth.model_seconds(16, 182, 252, 8, "cpu", "fp32"), rel=1e-6)
+
+
+def test_probe_sets_the_factor_from_a_real_pass_until_real_runs_exist():
+    estimator = fixed_estimator(1.0)
+    kernel = estimator.kernel_seconds(2, 182, 252, 8, "cpu", "fp32")
+    estimator.probe("cpu", "fp32", run_model=lambda: 2.5 * kernel)
+    assert estimator.model_seconds(2, 182, 252, 8, "cpu", "fp32") == pytest.approx(2.5 * kernel)
+    estimator.observe(2, 182, 252, 8, "cpu", "fp32", 4 * kernel)
+    estimator.probe("cpu", "fp32", run_model=lambda: 100 * kernel)  # a later probe does not undo real runs
+    assert estimator.model_seconds(2, 182, 252, 8, "cpu", "fp32") == pytest.approx(4 * kernel)
+
+
+def test_views_within_a_budget():
+    estimator = fixed_estimator(1.0)
+    fits = estimator.views_within(60, 378, 504, 12, "cpu", "fp32", 64)
+    assert estimator.estimate(fits, 378, 504, 12, "cpu", "fp32").seconds <= 60
+    assert fits == 64 or estimator.estimate(fits + 1, 378, 504, 12, "cpu", "fp32").seconds > 60
+    assert estimator.views_within(1e9, 378, 504, 12, "cpu", "fp32", 16) == 16  # everything fits: the cap itself
+    assert estimator.views_within(1e-9, 378, 504, 12, "cpu", "fp32", 16) == 1  # nothing fits: one view
+
+
+def test_slow_runs_are_announced_with_a_cheaper_setting():
+    estimator = fixed_estimator(6.0)
+    sizes = [(480, 640)] * 16
+    estimate, text = estimate_for(estimator, sizes, 504, 12, "cpu", "fp32", where="CPU (test) · fp32 · 2 threads")
+    assert estimate.seconds > 120 and "Over 2 minutes" in text and "CPU (test) · fp32 · 2 threads" in text
+    fewer = int(text.split("Faster: ")[1].split(" view")[0])
+    assert 1 <= fewer < 16 and estimator.estimate(fewer, 378, 504, 12, "cpu", "fp32").seconds <= 60
+    assert " px (≈" in text
+    _, quick = estimate_for(estimator, sizes[:2], 252, 8, "cpu", "fp32")
+    assert "Over" not in quick
+
+
+def test_video_frame_budget_and_the_note_that_explains_it():
+    """A 15 s clip at 2 fps gives ~30 frames; on a slow CPU fewer are kept and the note says why."""
+    estimator = fixed_estimator(6.0)
+    budget = frame_budget(estimator, [str(BOX)], 504, 12, "cpu", "fp32", 16)
+    assert 2 <= budget < 16
+    frames = decode_uploads([str(BOX)], Sampling("fps", 2.0, 8), 16, budget)
+    assert len(frames) == budget
+    note = sampling_note([str(BOX)], Sampling("fps", 2.0, 8), len(frames), budget, 16)
+    assert "about 30 frames at 2 fps" in note and f"{budget} evenly spaced are used" in note and "CPU" in note
+    assert frame_budget(estimator, [str(BOX)], 504, 12, "cuda", "bf16", 64) == 64  # GPUs keep the view limit
+    assert sampling_note([str(BOX)], Sampling("count", 2.0, 8), 8, budget, 16) == ""
+
+
+def test_compare_plan_reuses_the_matching_result():
+    estimator = fixed_estimator(1.0)
+    seconds, line = compare_plan(estimator, [(480, 640)] * 2, 252, (8, 16), 8, "cpu", "fp32")
+    assert seconds[0] == 0 and seconds[1] > 0 and "K=8: your current result" in line
+    seconds, line = compare_plan(estimator, [(480, 640)] * 2, 252, (8, 16), None, "cpu", "fp32")
+    assert all(s > 0 for s in seconds) and "your current result" not in line

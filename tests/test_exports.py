@@ -185,8 +185,7 @@ def test_cli_failures_exit_non_zero_with_one_line(checkpoint_dir, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'junk.jpg'}: junk.jpg is not an image we can read (UnidentifiedImageError). "
-        "Use JPEG, PNG, WebP, BMP, TIFF or HEIC."
+        "error: junk.jpg is not an image we can read (UnidentifiedImageError). Use JPEG, PNG, WebP, BMP, TIFF or HEIC."
     ]
     missing = run_cli(
         "reconstruct", str(ALOE), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "none"), "--quiet"

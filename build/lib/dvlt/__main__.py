@@ -1,0 +1,7 @@
+"""`python -m dvlt ...`: see dvlt.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

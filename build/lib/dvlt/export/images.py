@@ -1,0 +1,63 @@
+"""The photos that exports reference, with intrinsics in each photo's own pixel frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..records import Reconstruction, ViewTransform
+
+KEEP_SUFFIXES = (".jpg", ".jpeg", ".png")  # other formats are written as PNG
+
+
+@dataclass(frozen=True)
+class ExportView:
+    """One view as an export sees it: file name, image, intrinsics and world-to-camera pose."""
+
+    name: str
+    image: Image.Image
+    transform: ViewTransform  # canvas -> this image
+    intrinsics: np.ndarray  # (3, 3) in this image's pixels
+    c2w: np.ndarray  # (3, 4) OpenCV camera-to-world
+
+
+def export_views(rec: Reconstruction) -> list[ExportView]:
+    """Original photos when the reconstruction has them, else the model's crops of each view."""
+    views = []
+    for index in range(rec.num_views):
+        transform = rec.transforms[index]
+        name = rec.names[index] if rec.names else f"view_{index:03d}.png"
+        if rec.originals is not None:
+            image = rec.originals[index]
+        else:  # from an .npz: the real pixels of the canvas stand in for the photo
+            (top, left), (height, width) = transform.pad, transform.valid_size
+            image = Image.fromarray(rec.images[index, top : top + height, left : left + width])
+            transform = ViewTransform((height, width), (height, width), (0, 0), (top, left), (height, width))
+            name = str(Path(name).with_suffix(".png"))
+        if Path(name).suffix.lower() not in KEEP_SUFFIXES:
+            name = str(Path(name).with_suffix(".png"))
+        views.append(
+            ExportView(name, image, transform, transform.intrinsics_to_original(rec.intrinsics[index]), rec.c2w[index])
+        )
+    return views
+
+
+def write_images(views: list[ExportView], directory: Path) -> None:
+    """Save each view's image under its name (JPEG quality 95 for .jpg, lossless otherwise)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for view in views:
+        target = directory / view.name
+        if target.suffix.lower() in (".jpg", ".jpeg"):
+            view.image.convert("RGB").save(target, quality=95)
+        else:
+            view.image.save(target)
+
+
+def write_view_images(rec: Reconstruction, directory: Path) -> list[ExportView]:
+    """The export views of `rec`, with their images saved under `directory`."""
+    views = export_views(rec)
+    write_images(views, directory)
+    return views

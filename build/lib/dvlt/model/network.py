@@ -1,0 +1,272 @@
+"""DVLT: DINOv2 features refined by one weight-tied block pair looped K times, then decoded.
+
+    images (B, S, 3, H, W) in [0, 1]
+      -> DINOv2 ViT-B/14-reg4 patch tokens z0                (B*S, N, 768)
+      -> [camera token, 4 registers, z0] per view             (B*S, P, 768), P = 5 + N
+      -> K x LoopedBlockPair(t_k, t_k+1)                      (B*S, P, 768)
+      -> ray head (dir, origin), conv depth head (depth, conf), camera MLP
+      -> cameras fitted to the rays, depth un-projected to world points
+
+`DVLT` is both the network (its `state_dict()` is exactly the released
+checkpoint layout, no prefix) and the inference API of the model card:
+`load_pretrained`, `setup_test`, `predict`.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..cameras import Cameras
+from ..errors import InputError, StepsError
+from ..geometry import fit_cameras_from_rays, unproject_depth
+from ..runtime import autocast_for, resolve_device, resolve_precision, use_all_cores
+from ..weights import DEFAULT_FILENAME, DEFAULT_REPO, check_compatible, read_state_dict, resolve_checkpoint
+from .config import VALIDATED_STEPS, DVLTConfig
+from .encoder import DinoV2Encoder
+from .heads import CameraHead, ConvDepthHead, RayHead
+from .layers import rope_positions, rope_table
+from .loop import LoopedBlockPair, step_schedule
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_EXP_INPUT = 15.0  # depth = exp(min(x, 15)) keeps bf16 finite
+
+# progress(stage, done, total): stage is "encode", "loop" or "decode".
+ProgressHook = Callable[[str, int, int], None]
+
+
+def check_steps(steps: Any, warn: bool = True) -> int:
+    """K as an int >= 1; warns outside the validated 8..16 range."""
+    try:
+        if isinstance(steps, bool):
+            raise TypeError
+        steps = operator.index(steps)
+    except TypeError:
+        raise StepsError(f"steps (K) must be a whole number, got {steps!r}.") from None
+    if steps < 1:
+        raise StepsError(f"steps (K) must be at least 1, got {steps}.")
+    low, high = VALIDATED_STEPS
+    if warn and not low <= steps <= high:
+        warnings.warn(
+            f"K={steps} is outside the validated range {low}-{high}; quality may drop.", UserWarning, stacklevel=3
+        )
+    return steps
+
+
+class DVLT(nn.Module):
+    """The DVLT network and its inference API (see the module docstring)."""
+
+    def __init__(
+        self,
+        img_size: int = 504,
+        inference_steps: int = 12,
+        precision: str = "auto",
+        config: DVLTConfig | None = None,
+        decode_chunk_views: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or DVLTConfig(img_size=img_size, inference_steps=inference_steps)
+        cfg = self.config
+        self.precision = precision
+        self._decode_chunk_views = decode_chunk_views  # None: 4 views per head pass on CPU, 16 on CUDA
+        self.compiled_loop_step: Callable | None = None  # set by dvlt.model.compiled.use_compiled_loop_step
+        self.compiled_loop_dtype = torch.float32
+        self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, cfg.embed_dim))  # [first view, other views]
+        self.register_token = nn.Parameter(torch.zeros(1, 1, cfg.num_register_tokens, cfg.embed_dim))
+        self.patch_embed_encoder = DinoV2Encoder(cfg)
+        self.recurrent_blocks = nn.ModuleList([LoopedBlockPair(cfg)])
+        self.ray_decoder = RayHead(cfg)
+        self.depth_decoder = ConvDepthHead(cfg)
+        self.camera_head = CameraHead(cfg)
+        self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.eval()
+
+    # ------------------------------------------------------------ set-up
+    @property
+    def device(self) -> torch.device:
+        return self.camera_token.device
+
+    @property
+    def decode_chunk_views(self) -> int:
+        """Views decoded per head pass: bounds the memory of the full-resolution conv head."""
+        if self._decode_chunk_views:
+            return self._decode_chunk_views
+        return 4 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
+
+    @property
+    def img_size(self) -> int:
+        return self.config.img_size
+
+    @property
+    def patch_size(self) -> int:
+        return self.config.patch_size
+
+    @property
+    def inference_steps(self) -> int:
+        return self.config.inference_steps
+
+    def load_pretrained(
+        self,
+        source: str | os.PathLike = DEFAULT_REPO,
+        strict: bool = True,
+        filename: str = DEFAULT_FILENAME,
+        revision: str | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """Load weights from a Hub repo id, a local directory or file, or an HTTP(S) URL.
+
+        Raises CheckpointNotFoundError / CheckpointUnavailableError / CheckpointMismatchError
+        with a message that says how to fix the problem. Returns (missing, unexpected) keys.
+        """
+        path = resolve_checkpoint(source, filename, revision)
+        state = read_state_dict(path)
+        missing, unexpected = check_compatible(state, self.state_dict(), strict, str(path))
+        skipped = set(unexpected)
+        self.load_state_dict({key: value for key, value in state.items() if key not in skipped}, strict=False)
+        return missing, unexpected
+
+    def setup_test(self, accelerator_or_device: Any = None) -> DVLT:
+        """Move to the accelerator's device (or a device / 'auto'), switch to eval, use all CPU cores."""
+        device = resolve_device(accelerator_or_device)
+        if device.type == "cpu":
+            use_all_cores()
+        # NHWC conv weights make oneDNN/cuDNN keep the depth head in NHWC: ~1.5x faster head on CPU.
+        # Converted before the move: on ZeroGPU only plain .to("cuda") may happen outside the GPU worker.
+        self.depth_decoder.to(memory_format=torch.channels_last)
+        self.to(device)
+        return self.eval()
+
+    def compute_dtype(self, device: torch.device | None = None) -> torch.dtype:
+        """dtype the network computes in on `device` under this model's precision setting."""
+        return resolve_precision(self.precision, device or self.device)
+
+    # ------------------------------------------------------------ network
+    def tokens(self, images: Tensor) -> Tensor:
+        """Encode views and prepend the special tokens: (B, S, 3, H, W) -> (B*S, P, dim)."""
+        batch, views, _, height, width = images.shape
+        flat = (images.reshape(batch * views, 3, height, width) - self.image_mean) / self.image_std
+        z0 = self.patch_embed_encoder(flat.to(self.patch_embed_encoder.pos_embed.dtype))
+        camera_index = torch.ones(views, dtype=torch.long, device=images.device)
+        camera_index[0] = 0  # the first view is the reference: world frame
+        camera = self.camera_token[0, camera_index].repeat(batch, 1, 1)  # (B*S, 1, dim)
+        registers = self.register_token[0].expand(batch * views, -1, -1)
+        return torch.cat((camera.to(z0.dtype), registers.to(z0.dtype), z0), dim=1)
+
+    def forward(
+        self, images: Tensor, steps: int | None = None, progress: ProgressHook | None = None
+    ) -> dict[str, Tensor]:
+        """Raw network outputs (float32) for images (B, S, 3, H, W) in [0, 1], H and W multiples of 14.
+
+        Keys: rays (B,S,H,W,6), depth (B,S,H,W), depth_conf (B,S,H,W),
+        world_points_direct (B,S,H,W,3) = origin + direction * depth, pose_enc (B,S,9).
+        """
+        cfg = self.config
+        steps = check_steps(cfg.inference_steps if steps is None else steps, warn=False)
+        batch, views, _, height, width = images.shape
+        report = progress or (lambda stage, done, total: None)
+        report("encode", 0, 1)
+        x = self.tokens(images)
+        positions = rope_positions(height // cfg.patch_size, width // cfg.patch_size, cfg.special_tokens, images.device)
+        rope = rope_table(positions, cfg.embed_dim // cfg.num_heads, cfg.rope_frequency, torch.float32)
+        report("encode", 1, 1)
+
+        block_pair = self.recurrent_blocks[0]
+        compiled = self.compiled_loop_step if batch == 1 else None
+        for index, (t_now, t_next) in enumerate(step_schedule(steps)):
+            if compiled is None:
+                x = block_pair(x, t_now, t_next, rope, views)
+            else:  # ahead-of-time compiled step (see dvlt.model.compiled)
+                dtype = self.compiled_loop_dtype
+                gates = (g.to(dtype) for g in block_pair.gates(t_now, t_next))
+                x = compiled(x.to(dtype), *gates, rope.cos, rope.sin)
+            report("loop", index + 1, steps)
+
+        outputs = self.decode(x, rope, height, width, report)
+        return {key: value.reshape(batch, views, *value.shape[1:]) for key, value in outputs.items()}
+
+    def decode(self, x: Tensor, rope, height: int, width: int, report: ProgressHook) -> dict[str, Tensor]:
+        """Run the per-view heads on chunks of views so head memory stays bounded."""
+        chunk = max(1, self.decode_chunk_views)
+        total = x.shape[0]
+        parts: dict[str, list[Tensor]] = {"rays": [], "raw_depth": [], "camera_tokens": []}
+        report("decode", 0, total)
+        for start in range(0, total, chunk):
+            views = x[start : start + chunk]
+            rays, camera_tokens = self.ray_decoder(views, rope, height, width)
+            parts["rays"].append(rays.permute(0, 2, 3, 1))  # (V, H, W, 6)
+            parts["raw_depth"].append(self.depth_decoder(views, rope, height, width))
+            parts["camera_tokens"].append(camera_tokens)
+            report("decode", min(start + chunk, total), total)
+        rays = torch.cat(parts["rays"]).float()
+        raw_depth = torch.cat(parts["raw_depth"]).float()
+        depth = torch.exp(raw_depth[:, 0].clamp(max=MAX_EXP_INPUT))
+        confidence = torch.exp(raw_depth[:, 1]) + 1.0
+        return {
+            "rays": rays,
+            "depth": depth,
+            "depth_conf": confidence,
+            "world_points_direct": rays[..., 3:] + rays[..., :3] * depth[..., None],
+            "pose_enc": self.camera_head(torch.cat(parts["camera_tokens"])).float(),
+        }
+
+    # ------------------------------------------------------------ inference API
+    def predict(
+        self,
+        batch: Mapping[str, Tensor] | Tensor,
+        accelerator: Any = None,
+        steps: int | None = None,
+        progress: ProgressHook | None = None,
+    ) -> dict[str, Any]:
+        """Reconstruct: cameras, depth, confidence, world points and rays for a preprocessed batch.
+
+        batch: the dict from `preprocess_images` (or its `images` tensor).
+        Returns cameras (list of B Cameras, camera_to_worlds (S,3,4) OpenCV c2w, first view = world),
+        extrinsics_c2w (B,S,3,4), intrinsics (B,S,3,3), depths, depths_conf (B,S,H,W),
+        world_points (depth through the fitted cameras), world_points_direct (origin + dir * depth)
+        (B,S,H,W,3), rays (B,S,H,W,6: direction then origin), pose_enc (B,S,9), steps.
+        """
+        images = batch["images"] if isinstance(batch, Mapping) else batch
+        if not isinstance(images, Tensor) or images.ndim != 5 or images.shape[2] != 3:
+            raise InputError("predict expects images shaped (B, S, 3, H, W); build them with preprocess_images().")
+        height, width = images.shape[-2:]
+        if height % self.patch_size or width % self.patch_size:
+            raise InputError(
+                f"image size {height}x{width} is not a multiple of {self.patch_size}; use preprocess_images()."
+            )
+        steps = check_steps(self.inference_steps if steps is None else steps)
+        if accelerator is not None and resolve_device(accelerator) != self.device:
+            self.setup_test(accelerator)
+        device = self.device
+        images = images.to(device=device, dtype=torch.float32)
+        with torch.inference_mode():
+            with autocast_for(device, self.compute_dtype(device)):
+                raw = self(images, steps, progress)
+            with torch.autocast(device_type=device.type, enabled=False):
+                return self.postprocess(raw, height, width, steps)
+
+    def postprocess(self, raw: dict[str, Tensor], height: int, width: int, steps: int) -> dict[str, Any]:
+        """Fit cameras to the rays and un-project depth through them (float32)."""
+        batch, views = raw["depth"].shape[:2]
+        rays = raw["rays"].flatten(0, 1)
+        c2w, K = fit_cameras_from_rays(rays, torch.ones(rays.shape[:3], device=rays.device), self.patch_size)
+        c2w = c2w[:, :3].reshape(batch, views, 3, 4)
+        K = K.reshape(batch, views, 3, 3)
+        return {
+            "cameras": [Cameras.from_matrices(c2w[b], K[b], height, width) for b in range(batch)],
+            "extrinsics_c2w": c2w,
+            "intrinsics": K,
+            "depths": raw["depth"],
+            "depths_conf": raw["depth_conf"],
+            "world_points": unproject_depth(raw["depth"], K, c2w),
+            "world_points_direct": raw["world_points_direct"],
+            "rays": raw["rays"],
+            "pose_enc": raw["pose_enc"],
+            "steps": int(steps),
+        }

@@ -1,0 +1,128 @@
+"""The data records every stage shares, in plain numpy (no torch): a view's geometry and a reconstruction.
+
+`ViewTransform` maps an original photo onto the model's canvas; `Reconstruction`
+holds one run's predictions. Scene building, visuals and exports import only
+this module, so they load without torch or the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ViewTransform:
+    """How one original image maps onto the model's (height, width) canvas.
+
+    canvas coordinate = (original coordinate * scale) - crop + pad, per axis,
+    in continuous pixel coordinates (pixel i spans [i, i+1)).
+    """
+
+    original_size: tuple[int, int]  # (h, w) of the photo
+    resized_size: tuple[int, int]  # (h, w) after the resize
+    crop: tuple[int, int]  # (top, left) removed after the resize
+    pad: tuple[int, int]  # (top, left) added on the canvas
+    valid_size: tuple[int, int]  # (h, w) of real pixels on the canvas
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sy, sx): resized / original along each axis (they differ slightly from rounding)."""
+        return self.resized_size[0] / self.original_size[0], self.resized_size[1] / self.original_size[1]
+
+    def canvas_to_original(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) canvas (x, y) -> original photo (x, y)."""
+        sy, sx = self.scale
+        offset = np.array([self.crop[1] - self.pad[1], self.crop[0] - self.pad[0]], dtype=np.float64)
+        return (np.asarray(xy, dtype=np.float64) + offset) / np.array([sx, sy])
+
+    def intrinsics_to_original(self, K: np.ndarray) -> np.ndarray:
+        """3x3 canvas intrinsics -> intrinsics of the original photo."""
+        sy, sx = self.scale
+        out = np.array(K, dtype=np.float64)
+        out[0, 0], out[1, 1] = K[0, 0] / sx, K[1, 1] / sy
+        out[:2, 2] = self.canvas_to_original(np.array([K[0, 2], K[1, 2]]))
+        return out
+
+
+@dataclass
+class Reconstruction:
+    """Everything predicted for one set of views, on the model's (H, W) canvas.
+
+    points: depth un-projected through the fitted cameras at pixel centres (the
+    convention of the predicted rays and of COLMAP); c2w: OpenCV camera-to-world,
+    view 0 = world frame.
+    """
+
+    name: str
+    images: np.ndarray  # (S, H, W, 3) uint8, the model's input
+    valid: np.ndarray  # (S, H, W) bool, False on padding
+    depth: np.ndarray  # (S, H, W) float32
+    confidence: np.ndarray  # (S, H, W) float32, >= 1
+    points: np.ndarray  # (S, H, W, 3) float32
+    c2w: np.ndarray  # (S, 3, 4) float64
+    intrinsics: np.ndarray  # (S, 3, 3) float64
+    transforms: list[ViewTransform]
+    steps: int
+    names: list[str] = field(default_factory=list)  # one unique file name per view
+    seconds: dict[str, float] = field(default_factory=dict)
+    originals: list[Image.Image] | None = None  # full-resolution frames, for exports that copy images
+
+    @property
+    def num_views(self) -> int:
+        return self.depth.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the model canvas."""
+        return self.depth.shape[1], self.depth.shape[2]
+
+    def to_npz(self, path: str | Path) -> Path:
+        """Raw predictions + cameras + preprocessing geometry in one compressed .npz."""
+        path = Path(path)
+        np.savez_compressed(
+            path,
+            images=self.images,
+            valid_pixels=self.valid,
+            depth=self.depth,
+            depth_conf=self.confidence,
+            world_points=self.points,
+            extrinsics_c2w=self.c2w,
+            intrinsics=self.intrinsics,
+            original_sizes=np.array([t.original_size for t in self.transforms]),
+            resized_sizes=np.array([t.resized_size for t in self.transforms]),
+            crops=np.array([t.crop for t in self.transforms]),
+            pads=np.array([t.pad for t in self.transforms]),
+            valid_sizes=np.array([t.valid_size for t in self.transforms]),
+            steps=np.array(self.steps),
+            name=np.array(self.name),
+            names=np.array(self.names),
+        )
+        return path
+
+    @classmethod
+    def from_npz(cls, path: str | Path) -> Reconstruction:
+        """Read back what `to_npz` wrote (without the original photos)."""
+        data = np.load(path)
+        transforms = [
+            ViewTransform(tuple(o), tuple(r), tuple(c), tuple(p), tuple(v))
+            for o, r, c, p, v in zip(
+                data["original_sizes"], data["resized_sizes"], data["crops"], data["pads"], data["valid_sizes"]
+            )
+        ]
+        return cls(
+            name=str(data["name"]),
+            images=data["images"],
+            valid=data["valid_pixels"],
+            depth=data["depth"],
+            confidence=data["depth_conf"],
+            points=data["world_points"],
+            c2w=data["extrinsics_c2w"],
+            intrinsics=data["intrinsics"],
+            transforms=transforms,
+            steps=int(data["steps"]),
+            names=[str(n) for n in data["names"]],
+        )

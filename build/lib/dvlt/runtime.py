@@ -1,0 +1,132 @@
+"""Where and in which precision the model runs: device choice, CPU bf16 detection, threads."""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device_or_accelerator: Any = None) -> torch.device:
+    """A torch.device from None/'auto' (CUDA when present), a string, a device, or an accelerate Accelerator."""
+    if device_or_accelerator is None or device_or_accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if hasattr(device_or_accelerator, "device") and not isinstance(device_or_accelerator, (str, torch.device)):
+        return torch.device(device_or_accelerator.device)
+    device = torch.device(device_or_accelerator)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA device is available; use device='cpu' or 'auto'.")
+    return device
+
+
+def cpu_flags() -> set[str]:
+    """CPU feature flags from /proc/cpuinfo (empty where unavailable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 matrix products in hardware (AVX512-BF16 or AMX)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def cpu_bf16_pays_off(flags: set[str] | None = None) -> bool:
+    """True only on CPUs with AMX tiles: there bf16 runs DVLT ~2.5x faster than fp32.
+
+    Measured with alternating runs (docs/performance.md, "Precision"): with AVX512-BF16 but no AMX
+    (Intel Xeon without AMX, AMD EPYC Zen 4) bf16 is slower than fp32 for this model, so fp32 is chosen.
+    A fixed rule on the CPU's flags, never a timing: the same machine always gets the same precision.
+    """
+    return "amx_bf16" in (cpu_flags() if flags is None else flags)
+
+
+def requested_precision(precision: str | None = None) -> str:
+    """The precision asked for: an explicit 'fp32'/'bf16' wins, else $DVLT_PRECISION, else 'auto'."""
+    if precision in (None, "auto"):
+        precision = os.environ.get("DVLT_PRECISION", "").strip().lower() or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def precision_name(precision: str | None, device_type: str) -> str:
+    """'fp32' or 'bf16': what `precision` (None/'auto'/'fp32'/'bf16') means on this kind of device.
+
+    Pure rule, no CUDA query (ZeroGPU forbids touching CUDA outside its GPU worker): GPUs use bf16.
+    """
+    chosen = requested_precision(precision)
+    if chosen != "auto":
+        return chosen
+    if device_type == "cuda":
+        return "bf16"
+    return "bf16" if cpu_bf16_pays_off() else "fp32"
+
+
+def precision_reason(precision: str | None, device_type: str) -> str:
+    """Why that precision: one short phrase for the UI and the CLI."""
+    chosen = requested_precision(precision)
+    if chosen != "auto":
+        return "set by DVLT_PRECISION" if precision in (None, "auto") else "as requested"
+    if device_type == "cuda":
+        return "GPU"
+    return "CPU has AMX" if cpu_bf16_pays_off() else "no AMX on this CPU"
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype:
+    """The compute dtype for `precision` ('auto' | 'fp32' | 'bf16', None = 'auto') on `device`."""
+    name = precision_name(precision, device.type)
+    if name == "bf16" and device.type == "cuda" and requested_precision(precision) == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if name == "bf16" else torch.float32
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def describe_runtime(device_type: str, precision: str | None = None, threads: int | None = None) -> str:
+    """'CPU (AMD EPYC) · fp32 (no AMX on this CPU) · 2 threads': where and how the model runs."""
+    name, reason = precision_name(precision, device_type), precision_reason(precision, device_type)
+    if device_type == "cuda":
+        return f"GPU · {name} ({reason})"
+    threads = threads or torch.get_num_threads()
+    return f"CPU ({cpu_model_name()}) · {name} ({reason}) · {threads} thread{'s' if threads != 1 else ''}"
+
+
+def autocast_for(device: torch.device, dtype: torch.dtype) -> ContextManager:
+    """bf16 autocast on `device`, or nothing when the caller already opened one or wants float32."""
+    if dtype == torch.float32 or torch.is_autocast_enabled(device.type):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def use_all_cores() -> int:
+    """Give torch every core this process may use (cgroup/affinity aware); returns the count."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return cores

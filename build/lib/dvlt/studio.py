@@ -1,0 +1,459 @@
+"""What the Space does, without the UI: uploads -> frames -> reconstruction -> scene, gallery, downloads.
+
+`app.py` only wires Gradio components to these functions; they raise
+`DVLTError` subclasses with messages written for the person at the browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from . import limits
+from .errors import DVLTError, EmptyInputError, InputError, TooManyFramesError
+from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimate, Estimator, human_seconds
+from .export import write_colmap, write_glb, write_nerfstudio, write_ply, zip_directory
+from .inputs import is_video, load_sequence
+from .model import DVLT
+from .pipeline import Progress, Reconstruction, reconstruct
+from .preprocess import canvas_size
+from .scene import SceneOptions, select_points
+from .visual import depth_change, gallery, legend, shared_range
+
+DOWNLOAD_FORMATS = {
+    "GLB scene": "glb",
+    "PLY point cloud": "ply",
+    "COLMAP model (zip)": "colmap",
+    "nerfstudio / 3DGS (zip)": "nerfstudio",
+}
+OUTPUT_MAX_AGE_S = 2 * 3600
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to turn an uploaded video into frames."""
+
+    mode: str = "fps"  # "fps" or "count"
+    fps: float = limits.FPS_DEFAULT
+    count: int = 8
+
+
+@dataclass
+class SessionResult:
+    """What one browser session keeps between events: its reconstruction (without the full-size
+    photos, to stay small), its raw-predictions file, and how to decode the photos again."""
+
+    rec: Reconstruction
+    npz: Path
+    files: tuple[str, ...] = ()
+    sampling: Sampling = Sampling()
+    reference: int = 0
+    resolution: int = limits.RESOLUTION_DEFAULT
+
+    def matches(self, files: Sequence[str] | None, sampling: Sampling, reference: int, resolution: int) -> bool:
+        """True when a run with these inputs and settings would see the same views as this result."""
+        same_settings = (self.sampling, self.reference, self.resolution) == (sampling, reference, resolution)
+        return same_settings and _fingerprint(self.files) == _fingerprint(files or ())
+
+    def downloads(self, glb: Path) -> list[str]:
+        """The Downloads list: the scene as currently shown, and the raw predictions."""
+        return [str(glb), str(self.npz)]
+
+    def with_photos(self, max_views: int) -> Reconstruction:
+        """The reconstruction with its full-resolution photos re-decoded from the upload (exports
+        then write photo-sized images); the model's crops stand in if the upload is gone."""
+        try:
+            frames = with_reference_first(decode_uploads(self.files, self.sampling, max_views), self.reference)
+        except (DVLTError, OSError):
+            return self.rec
+        if len(frames) != self.rec.num_views:
+            return self.rec
+        return dataclasses.replace(self.rec, originals=frames)
+
+
+def _fingerprint(files: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    """(name, bytes) per file: the same photos uploaded again match, different ones do not."""
+    out = []
+    for file in files:
+        path = Path(str(file))
+        out.append((path.name, path.stat().st_size if path.exists() else -1))
+    return tuple(out)
+
+
+def human_size(num_bytes: float) -> str:
+    """1_234_567 -> '1.2 MB'."""
+    for unit in ("B", "KB", "MB"):
+        if num_bytes < 1024:
+            return f"{num_bytes:.0f} B" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} GB"
+
+
+def video_seconds(path: str | Path) -> float:
+    """Duration of a video from its container header (0 when unknown)."""
+    try:
+        with av.open(str(path)) as container:
+            return float(container.duration or 0) / av.time_base
+    except (av.error.FFmpegError, OSError):
+        return 0.0  # decoding will report the real problem
+
+
+def decode_uploads(
+    paths: Sequence[str] | None, sampling: Sampling, max_views: int, budget: int | None = None
+) -> list[Image.Image]:
+    """Frames from uploaded photos and/or one video, within the Space's limits; a video sampled by
+    frame rate keeps at most `budget` frames (evenly spaced)."""
+    paths = [str(p) for p in (paths or [])]
+    if not paths:
+        raise EmptyInputError("Nothing uploaded yet: add photos or a short video.")
+    if len(paths) > limits.MAX_UPLOAD_FILES:
+        raise TooManyFramesError(f"{len(paths)} files uploaded; the limit is {limits.MAX_UPLOAD_FILES}.")
+    videos = [p for p in paths if is_video(p)]
+    if len(videos) > 1:
+        raise InputError(f"Upload one video at a time ({len(videos)} were given).")
+    for video in videos:
+        if video_seconds(video) > limits.MAX_VIDEO_SECONDS:
+            raise InputError(f"{Path(video).name} is longer than {limits.MAX_VIDEO_SECONDS} s; trim it first.")
+    if sampling.mode == "count" and not 1 <= sampling.count <= max_views:
+        raise TooManyFramesError(f"Asked for {sampling.count} frames; the limit here is {max_views}.")
+    if sampling.mode == "fps" and not 0 < sampling.fps <= limits.FPS_MAX:
+        raise InputError(f"Frames per second must be between 0 and {limits.FPS_MAX:g}.")
+    count = sampling.count if sampling.mode == "count" else None
+    most = min(max_views, budget) if budget and sampling.mode == "fps" and videos else max_views
+    _, frames = load_sequence(
+        paths, fps=sampling.fps, num_frames=count, max_frames=most, max_pixels=limits.MAX_IMAGE_PIXELS
+    )
+    return frames
+
+
+def with_reference_first(frames: Sequence[Image.Image], reference: int) -> list[Image.Image]:
+    """Rotate the frames so `reference` becomes view 0 (the world frame), keeping neighbours together."""
+    if not 0 <= reference < len(frames):
+        raise InputError(f"Reference view {reference} does not exist (there are {len(frames)} views).")
+    return list(frames[reference:]) + list(frames[:reference])
+
+
+def describe_frames(frames: Sequence[Image.Image], resolution: int) -> str:
+    """One line on the views about to be used, flagging mixed sizes/orientations."""
+    sizes = Counter(f"{f.width}×{f.height}" for f in frames)
+    listed = ", ".join(f"{size} ({n})" if n > 1 else size for size, n in sizes.most_common())
+    line = f"{len(frames)} view{'s' if len(frames) != 1 else ''}: {listed}."
+    orientations = {f.width >= f.height for f in frames}
+    if len(sizes) > 1:
+        height, width = canvas_size([(f.height, f.width) for f in frames], resolution, 14)
+        kind = "orientations" if len(orientations) > 1 else "sizes"
+        line += f" Mixed {kind}: every view is centre-padded to {width}×{height}; padding is ignored in the results."
+    return line
+
+
+def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
+    return len({f.size for f in frames}) > 1
+
+
+def probe_speed(estimator: Estimator, model: DVLT, device: str, precision: str) -> None:
+    """Calibrate the estimator at start-up: kernel rates plus one small real pass (2 views, 252 px, K=8)."""
+
+    def small_run() -> float:
+        rng = np.random.default_rng(0)
+        frames = [Image.fromarray(rng.integers(0, 255, (182, 252, 3), dtype=np.uint8)) for _ in range(2)]
+        return reconstruct(model, frames, steps=8, img_size=252, name="probe").seconds["model"]
+
+    estimator.probe(device, precision, run_model=small_run)
+
+
+def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -> tuple[DVLT | None, str | None]:
+    """The model with weights, or (None, a message saying what failed and how to fix it)."""
+    model = DVLT(precision=precision)
+    try:
+        model.load_pretrained(checkpoint, strict=True)
+    except DVLTError as error:
+        return None, str(error)
+    return model.setup_test(device), None
+
+
+def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
+    """(height, width) of each frame: all an estimate needs."""
+    return [(frame.height, frame.width) for frame in frames]
+
+
+def estimate_for(
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    where: str | None = None,
+) -> tuple[Estimate, str]:
+    """Time/memory estimate and its description for views of these (height, width) sizes; over
+    SLOW_SECONDS it says so and offers the cheaper setting (fewer views or a lower resolution)."""
+    height, width = canvas_size(sizes, resolution, 14)
+    estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
+    where = where or f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+    text = estimate.describe(len(sizes), height, width, steps, where)
+    if estimate.slow:
+        text += f"  \n⚠️ **Over {SLOW_SECONDS / 60:.0f} minutes.** " + cheaper_settings(
+            estimator, sizes, resolution, steps, device, precision
+        )
+    return estimate, text
+
+
+def cheaper_settings(
+    estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str
+) -> str:
+    """One sentence offering a setting that fits about a minute: fewer views, or a lower resolution."""
+    height, width = canvas_size(sizes, resolution, 14)
+    fewer = estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, len(sizes))
+    offers = []
+    if fewer < len(sizes):
+        seconds = estimator.estimate(fewer, height, width, steps, device, precision).seconds
+        offers.append(f"{fewer} view{'s' if fewer != 1 else ''} (≈ {human_seconds(seconds)})")
+    for lower in sorted((r for r in limits.RESOLUTIONS if r < resolution), reverse=True):
+        low_h, low_w = canvas_size(sizes, lower, 14)
+        seconds = estimator.estimate(len(sizes), low_h, low_w, steps, device, precision).seconds
+        if seconds <= 2 * TARGET_SECONDS or lower == min(limits.RESOLUTIONS):
+            offers.append(f"{lower} px (≈ {human_seconds(seconds)})")
+            break
+    return ("Faster: " + " or ".join(offers) + ".") if offers else "Fewer views or a lower resolution is faster."
+
+
+def video_frame_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of a video's frames from its header (None when unknown)."""
+    try:
+        with av.open(str(path)) as container:
+            codec = container.streams.video[0].codec_context
+            return (int(codec.height), int(codec.width)) if codec.width and codec.height else None
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+
+
+def frame_budget(
+    estimator: Estimator,
+    paths: Sequence[str] | None,
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    max_views: int,
+) -> int:
+    """How many views sampling a video by frame rate may keep: on CPU the most that fit about
+    TARGET_SECONDS (never fewer than 2), on GPU the device's view limit."""
+    videos = [str(p) for p in (paths or []) if is_video(str(p))]
+    size = video_frame_size(videos[0]) if videos else None
+    if device == "cuda" or size is None:
+        return max_views
+    height, width = canvas_size([size], resolution, 14)
+    return max(2, estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, max_views))
+
+
+def sampling_note(paths: Sequence[str] | None, sampling: Sampling, used: int, budget: int, max_views: int) -> str:
+    """Say how many frames the video gave at this frame rate and why fewer are used (empty when all are)."""
+    videos = [str(p) for p in (paths or []) if is_video(str(p))]
+    if not videos or sampling.mode != "fps":
+        return ""
+    sampled = int(video_seconds(videos[0]) * sampling.fps) or used
+    if sampled <= used:
+        return ""
+    why = (
+        f"the most that fit about {TARGET_SECONDS:.0f} s on this CPU"
+        if budget < max_views
+        else f"the limit here is {max_views} views"
+    )
+    return (
+        f"The video gives about {sampled} frames at {sampling.fps:g} fps; {used} evenly spaced are used "
+        f"({why}). Choose “number of frames” under Video sampling to pick another count."
+    )
+
+
+def run_model(
+    model: DVLT, frames: Sequence[Image.Image], steps: int, resolution: int, progress: Progress | None = None
+) -> Reconstruction:
+    """Check K and resolution, then reconstruct (the first frame is the reference)."""
+    if not limits.STEPS_MIN <= int(steps) <= limits.STEPS_MAX:
+        raise InputError(f"K must be between {limits.STEPS_MIN} and {limits.STEPS_MAX} here (got {steps}).")
+    if int(resolution) not in limits.RESOLUTIONS:
+        raise InputError(f"Resolution must be one of {', '.join(map(str, limits.RESOLUTIONS))} px.")
+    if not frames:
+        raise EmptyInputError("Nothing to reconstruct: add photos or a video.")
+    return reconstruct(model, frames, steps=int(steps), img_size=int(resolution), name="scene", progress=progress)
+
+
+def scene_options(
+    conf_percentile: float,
+    show_cameras: bool,
+    views: Sequence[int | str] | None,
+    max_points: int,
+    mask_black: bool,
+    mask_white: bool,
+) -> SceneOptions:
+    """SceneOptions from UI values (views may arrive as 'view 3' labels or ints)."""
+    chosen = None if views is None else tuple(sorted(int(str(v).split()[-1]) for v in views))
+    return SceneOptions(
+        conf_percentile=float(np.clip(conf_percentile, 0, 99)),
+        max_points=int(np.clip(max_points, 1_000, limits.POINTS_MAX)),
+        views=chosen,
+        show_cameras=bool(show_cameras),
+        mask_black=bool(mask_black),
+        mask_white=bool(mask_white),
+    )
+
+
+def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
+    """Write the GLB and describe it (size, points, cameras)."""
+    start = time.perf_counter()
+    stats = write_glb(rec, directory / f"scene-{uuid.uuid4().hex[:8]}.glb", options)
+    took = time.perf_counter() - start
+    cameras = f"{stats.cameras} camera{'s' if stats.cameras != 1 else ''}"
+    info = f"**GLB {human_size(stats.bytes)}** · {stats.points:,} points · {cameras} · built in {took:.2f} s"
+    return stats.path, info
+
+
+def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
+    """Gallery items (input | depth | confidence per view) and the shared depth legend."""
+    near, far = shared_range(rec.depth, rec.valid)
+    return gallery(rec), legend(near, far)
+
+
+def run_summary(
+    rec: Reconstruction, estimate: Estimate | None = None, took: float | None = None, where: str = ""
+) -> str:
+    """Markdown lines on a finished run: what ran, how long it took against the estimate, and where."""
+    took = took if took is not None else sum(rec.seconds.values())
+    line = f"**took {human_seconds(took)}**" + (f" (estimated ≈ {human_seconds(estimate.seconds)})" if estimate else "")
+    parts = [
+        line,
+        f"model {rec.seconds.get('model', 0):.1f} s",
+        f"{rec.num_views} views at {rec.size[1]}×{rec.size[0]}, K={rec.steps}",
+    ]
+    return " · ".join(parts) + (f"  \n{where}" if where else "")
+
+
+def compare_runs(first: Reconstruction, second: Reconstruction) -> tuple[str, list[tuple[np.ndarray, str]]]:
+    """Markdown table of model time and per-view depth change between two K, and the change maps."""
+    percents, maps = depth_change(first, second)
+    rows = [f"| | K={first.steps} | K={second.steps} | change |", "|---|---|---|---|"]
+    slower = second.seconds["model"] / max(first.seconds["model"], 1e-9)
+    rows.append(f"| model time | {first.seconds['model']:.2f} s | {second.seconds['model']:.2f} s | ×{slower:.2f} |")
+    for view, percent in enumerate(percents):
+        median_a = _median_depth(first, view)
+        median_b = _median_depth(second, view)
+        rows.append(f"| view {view}: median depth | {median_a:.3g} | {median_b:.3g} | {percent:.2f} % mean |")
+    note = (
+        f"\n\nChange maps: |depth(K={second.steps}) − depth(K={first.steps})| / depth(K={first.steps}), "
+        "blue = unchanged, red = 10 % or more."
+    )
+    captions = [
+        (image, f"view {view}: {percent:.2f} % mean change")
+        for view, (image, percent) in enumerate(zip(maps, percents))
+    ]
+    return "\n".join(rows) + note, captions
+
+
+def _median_depth(rec: Reconstruction, view: int) -> float:
+    valid = rec.depth[view][rec.valid[view]]
+    return float(np.median(valid)) if valid.size else float("nan")
+
+
+def compare_plan(
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    step_pair: Sequence[int],
+    reusable: int | None,
+    device: str,
+    precision: str,
+) -> tuple[list[float], str]:
+    """Estimated seconds of each K still to run (0 for the one the current result provides) and a line saying so."""
+    height, width = canvas_size(sizes, resolution, 14)
+    seconds = [
+        0.0 if steps == reusable else estimator.estimate(len(sizes), height, width, steps, device, precision).seconds
+        for steps in step_pair
+    ]
+    parts = [
+        f"K={steps}: your current result" if steps == reusable else f"K={steps} ≈ {human_seconds(each)}"
+        for steps, each in zip(step_pair, seconds)
+    ]
+    line = f"≈ {human_seconds(sum(seconds))} for {len(sizes)} views at {width}×{height} ({'; '.join(parts)})"
+    if sum(seconds) > SLOW_SECONDS:
+        line += ". ⚠️ Over 2 minutes: " + cheaper_settings(
+            estimator, sizes, resolution, max(step_pair), device, precision
+        )
+    return seconds, line
+
+
+def download(rec: Reconstruction, label: str, options: SceneOptions, directory: Path) -> Path:
+    """A single file to download in the chosen format (folders are zipped)."""
+    kind = DOWNLOAD_FORMATS.get(label)
+    if kind is None:
+        raise InputError(f"Unknown download format {label!r}.")
+    if kind == "glb":
+        return write_glb(rec, directory / "dvlt-scene.glb", options).path
+    if kind == "ply":
+        return write_ply(select_points(rec, options), directory / "dvlt-points.ply")
+    target = directory / f"dvlt-{kind}"
+    (write_colmap if kind == "colmap" else write_nerfstudio)(rec, target, options)
+    return zip_directory(target, directory / f"dvlt-{kind}.zip")
+
+
+class OutputFolders:
+    """Per-session output folders under one root; old ones are swept away."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root or Path(tempfile.gettempdir()) / "dvlt-studio")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new(self, session: str | None) -> Path:
+        """A fresh folder for one request of `session`."""
+        self.sweep()
+        safe = "".join(ch for ch in (session or "anonymous") if ch.isalnum())[:64] or "anonymous"
+        folder = self.root / safe / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        return folder
+
+    def forget(self, session: str | None) -> None:
+        """Delete everything a session wrote (called when its browser tab closes)."""
+        safe = "".join(ch for ch in (session or "") if ch.isalnum())[:64]
+        if safe:
+            shutil.rmtree(self.root / safe, ignore_errors=True)
+
+    def sweep(self, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+        cutoff = time.time() - max_age_s
+        for folder in self.root.glob("*/*"):
+            try:
+                if folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+
+
+class ResultCache:
+    """Model results kept by key (an example's inputs and settings), filled on first use: a clicked example
+    is a real run the first time and re-uses its reconstruction afterwards, for every session (thread-safe)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable) -> Reconstruction | None:
+        with self._lock:
+            rec = self._items.get(key)
+            if rec is not None:
+                self._items.move_to_end(key)
+            return rec
+
+    def put(self, key: Hashable, rec: Reconstruction) -> None:
+        with self._lock:
+            self._items[key] = rec
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

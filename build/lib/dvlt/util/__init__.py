@@ -1,0 +1,1 @@
+"""Import paths of the model card's Quick Start (`dvlt.util.preprocess`)."""

@@ -1,0 +1,74 @@
+"""The package installs: `pip install .` gives a working `dvlt` command, and the README's set-up holds."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import subprocess
+import sys
+
+import tomllib
+from conftest import ROOT
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+README = (ROOT / "README.md").read_text()
+
+
+def requirement_name(line: str) -> str:
+    """'pillow-heif>=0.16; python_version ...' -> 'pillow-heif' (normalised as pip does)."""
+    name = re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_pip_install_into_a_fresh_venv_gives_a_working_dvlt_command(tmp_path):
+    venv = tmp_path / "venv"  # without its own pip/setuptools: the installed ones build and install into it
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=300
+    )
+    python, dvlt = venv / "bin" / "python", venv / "bin" / "dvlt"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    help_text = subprocess.run([str(dvlt), "reconstruct", "--help"], cwd=elsewhere, capture_output=True, text=True)
+    assert help_text.returncode == 0, help_text.stderr
+    assert "--max-frames" in help_text.stdout and "examples, one per input kind" in help_text.stdout
+    where = subprocess.run(
+        [str(python), "-c", "import dvlt; print(dvlt.__file__)"], cwd=elsewhere, capture_output=True, text=True
+    )
+    assert where.stdout.strip().startswith(str(venv)), "dvlt is imported from the installed copy, not the checkout"
+
+
+def test_requirements_txt_lists_the_runtime_dependencies_of_pyproject():
+    lines = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip()]
+    listed = {requirement_name(line) for line in lines if not line.lstrip().startswith("#")}
+    assert listed == {requirement_name(dep) for dep in PYPROJECT["project"]["dependencies"]}
+
+
+def test_readme_install_command_installs_what_the_python_blocks_import():
+    install = re.search(r"```bash\n(pip install [^\n]*python app\.py)\n```", README).group(1)
+    assert "-e ." in install and "[test]" not in install  # the runtime install, no test extra
+    provided = {requirement_name(dep) for dep in PYPROJECT["project"]["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()
+    for block in re.findall(r"```python\n(.*?)```", README, flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module]
+                for top in {name.split(".")[0] for name in names}:
+                    if top == "dvlt" or top in sys.stdlib_module_names:
+                        continue
+                    owners = {requirement_name(d) for d in distributions.get(top, [])}
+                    if top == "gradio_client":  # installed with gradio
+                        owners.add("gradio")
+                    assert owners & provided, f"README imports {top}, which the install command does not provide"
+
+
+def test_console_script_points_at_the_cli():
+    assert PYPROJECT["project"]["scripts"]["dvlt"] == "dvlt.cli:main_entry"

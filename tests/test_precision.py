@@ -1,0 +1,89 @@
+"""Precision is a rule on the CPU's flags, never a timing: every start of the app picks the same one and shows it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import torch
+from app_server import free_port
+from conftest import ROOT
+
+from dvlt import DVLT
+from dvlt.runtime import cpu_bf16_pays_off, precision_name, requested_precision
+
+
+def cpu_has_amx() -> bool:
+    """Read /proc/cpuinfo here, independently of dvlt.runtime."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return any(" amx_bf16" in line for line in text.splitlines() if line.startswith("flags"))
+
+
+def test_bf16_only_with_amx():
+    assert cpu_bf16_pays_off({"avx512_bf16", "amx_bf16", "amx_tile"})
+    assert not cpu_bf16_pays_off({"avx512_bf16", "avx512f"})  # AVX512-BF16 without AMX: fp32 is faster
+    assert not cpu_bf16_pays_off(set())
+    assert precision_name("auto", "cuda") == "bf16" and precision_name("fp32", "cuda") == "fp32"
+
+
+def test_env_overrides_auto_but_not_an_explicit_choice(monkeypatch):
+    monkeypatch.setenv("DVLT_PRECISION", "bf16")
+    assert requested_precision(None) == "bf16" and precision_name("auto", "cpu") == "bf16"
+    assert DVLT().compute_dtype(torch.device("cpu")) == torch.bfloat16
+    assert DVLT(precision="fp32").compute_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setenv("DVLT_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        requested_precision(None)
+
+
+def start_app_and_read_config(checkpoint_dir, output_dir, env_extra: dict | None = None) -> str:
+    """`python app.py` in a subprocess; returns the page's /config text, then stops the app."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != "DVLT_PRECISION"}
+    env.update(
+        DVLT_CHECKPOINT=str(checkpoint_dir),
+        DVLT_OUTPUT_DIR=str(output_dir),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        **(env_extra or {}),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"app exited: {process.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
+                    return response.read().decode()
+            except OSError:
+                time.sleep(1)
+        raise AssertionError("the app did not start within 400 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def shown_precision(config: str) -> str:
+    """The precision in the estimate box's text ('… · fp32 (…) · N threads') of the served page."""
+    components = json.loads(config)["components"]
+    text = next(c["props"]["value"] for c in components if c["props"].get("elem_id") == "estimate")
+    assert "CPU" in text and "thread" in text
+    return "bf16" if " · bf16 (" in text else "fp32" if " · fp32 (" in text else "?"
+
+
+def test_two_starts_pick_the_same_precision_and_show_it(checkpoint_dir, tmp_path):
+    first = shown_precision(start_app_and_read_config(checkpoint_dir, tmp_path / "a"))
+    second = shown_precision(start_app_and_read_config(checkpoint_dir, tmp_path / "b"))
+    assert first == second == ("bf16" if cpu_has_amx() else "fp32")
