@@ -383,6 +383,13 @@ def rerender(
     return glb, info, session.downloads(glb), splats, splat_info
 
 
+def rerender_shown(session, *display, request: gr.Request = None):
+    """A display control moved: re-render the current result, or leave the (empty) viewer alone before a run."""
+    if session is None:
+        return (gr.skip(),) * 5
+    return rerender(session, *display, request=request)
+
+
 @human_errors
 def download_for(
     session,
@@ -743,7 +750,7 @@ def build_demo() -> gr.Blocks:
         conf.release(rerender, [rec_state, *display, *looks], shown, api_name="rerender")
         toggles = (show_cameras.input, mask_black.input, mask_white.input, views.input, drop_edges.input)
         for trigger in (max_points.release, frustum_scale.release, *toggles):
-            trigger(rerender, [rec_state, *display, *looks], shown, api_visibility="private")
+            trigger(rerender_shown, [rec_state, *display, *looks], shown, api_visibility="private")
         fmt_button.click(download_for, [rec_state, fmt, *display, refine, *looks], fmt_file, api_name="download")
         plan_inputs = [rec_state, *sampling_inputs, reference, sizes_state, resolution, steps_a, steps_b]
         for trigger in (steps_a.release, steps_b.release, sizes_state.change, rec_state.change, resolution.change):

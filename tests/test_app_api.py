@@ -32,6 +32,8 @@ def reconstruct(client: Client, files, **options):
         "max_points": 300_000,
         "mask_black": False,
         "mask_white": False,
+        "drop_edges": False,
+        "auto_reference": False,  # synthetic weights give noisy depth: nearly every pixel sits on a depth edge
     }
     arguments.update(options)
     return client.predict(files=[handle_file(str(f)) for f in files], api_name="/reconstruct", **arguments)
@@ -83,22 +85,24 @@ def test_reconstruct_box_clip(client):
 
 def test_rerender_and_downloads_use_the_cached_result(client):
     reconstruct(client, [WHALE / "rubberwhale1.png", WHALE / "rubberwhale2.png"], **FAST)
-    loose, _, _ = client.predict(
+    loose, *_ = client.predict(
         conf=0,
         show_cameras=True,
         views=["view 0", "view 1"],
         max_points=2_000_000,
         mask_black=False,
         mask_white=False,
+        drop_edges=False,
         api_name="/rerender",
     )
-    strict, info, files = client.predict(
+    strict, info, files, *_ = client.predict(
         conf=90,
         show_cameras=False,
         views=["view 1"],
         max_points=2_000_000,
         mask_black=False,
         mask_white=False,
+        drop_edges=False,
         api_name="/rerender",
     )
     loose_points, loose_markers = load_scene(loose)
@@ -116,6 +120,7 @@ def test_rerender_and_downloads_use_the_cached_result(client):
         max_points=50_000,
         mask_black=False,
         mask_white=False,
+        drop_edges=False,
         api_name="/download",
     )
     import zipfile
@@ -220,6 +225,7 @@ def test_sessions_are_isolated(app_url):
                 max_points=300_000,
                 mask_black=False,
                 mask_white=False,
+                drop_edges=False,
                 api_name="/rerender",
             )[0]
         )[0].vertices
@@ -231,6 +237,7 @@ def test_sessions_are_isolated(app_url):
         max_points=10_000,
         mask_black=False,
         mask_white=False,
+        drop_edges=False,
         api_name="/rerender",
     )
     after = second.predict(
@@ -240,6 +247,7 @@ def test_sessions_are_isolated(app_url):
         max_points=300_000,
         mask_black=False,
         mask_white=False,
+        drop_edges=False,
         api_name="/rerender",
     )
     points, markers = load_scene(after[0])
@@ -253,6 +261,7 @@ def test_sessions_are_isolated(app_url):
             max_points=100_000,
             mask_black=False,
             mask_white=False,
+            drop_edges=False,
             api_name="/rerender",
         )
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trimesh
 from conftest import ALOE, ROOT
+from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -184,3 +185,46 @@ def test_phone_layout(browser, app_url):
     )
     assert not clipped, f"labels cut off at 390 px: {clipped}"
     context.close()
+
+
+def test_viewer_controls_and_splats(page):
+    """Flying-pixel toggle, camera marker size and the splat view, with a side-by-side screenshot."""
+    page.locator("#uploads input[type=file]").set_input_files([str(ALOE / "aloeL.jpg"), str(ALOE / "aloeR.jpg")])
+    page.wait_for_selector("#preview img", timeout=60_000)
+    page.get_by_label("252").check()
+    page.wait_for_function("document.querySelector('#estimate').innerText.includes('2 views')", timeout=60_000)
+    assert "Auto reference: view 0" in page.locator("body").inner_text()
+    page.locator("#drop-edges input[type=checkbox]").uncheck()  # synthetic weights: keep every pixel
+    page.click("#reconstruct")
+    wait_for_run(page, 2, "")
+    with_edges = point_count(scene_info(page))
+
+    page.locator("#drop-edges input[type=checkbox]").check()
+    page.wait_for_function(
+        "([before]) => !document.querySelector('#scene-info').innerText.includes(before + ' points')",
+        arg=[f"{with_edges:,}"],
+        timeout=60_000,
+    )
+    assert point_count(scene_info(page)) < with_edges  # flying pixels are gone from the scene
+    page.locator("#drop-edges input[type=checkbox]").uncheck()
+
+    box = page.locator("#frustum-scale input[type=range]").bounding_box()
+    page.mouse.click(box["x"] + 1, box["y"] + box["height"] / 2)  # far left: size 0 hides the markers
+    page.wait_for_function("document.querySelector('#scene-info').innerText.includes('0 cameras')", timeout=60_000)
+    page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + box["height"] / 2)
+    page.wait_for_function("document.querySelector('#scene-info').innerText.includes('2 cameras')", timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.locator("#scene").screenshot(path=str(ARTIFACTS / "scene-view.png"))
+
+    page.get_by_role("tab", name="Splats").click()
+    page.wait_for_function("document.querySelector('#splat-info').innerText.includes('Gaussians')", timeout=60_000)
+    page.wait_for_selector("#splats canvas", state="attached", timeout=60_000)  # the 3DGS renderer took the PLY
+    page.wait_for_timeout(3000)
+    page.locator("#splats").screenshot(path=str(ARTIFACTS / "splat-view.png"))
+    assert_no_error(page)
+
+    left, right = Image.open(ARTIFACTS / "scene-view.png"), Image.open(ARTIFACTS / "splat-view.png")
+    both = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width, 0))
+    both.save(ARTIFACTS / "scene-and-splats.png")

@@ -62,7 +62,9 @@ def server(checkpoint_dir, tmp_path_factory):
 def call(client: Client, files, fn: str = "/reconstruct", **options):
     """Call an endpoint with files uploaded over HTTP."""
     if fn == "/preview":  # a private event: not in the API docs, reachable over HTTP all the same
-        return call_private(client.src, "preview", files, ["frames per second", options.get("fps", 2), 8, 252, 8])
+        return call_private(
+            client.src, "preview", files, ["frames per second", options.get("fps", 2), 8, 252, 8, False, False]
+        )
     uploads = [handle_file(str(f)) for f in files]
     arguments = {
         "mode": "frames per second",
@@ -74,6 +76,8 @@ def call(client: Client, files, fn: str = "/reconstruct", **options):
         "max_points": 100_000,
         "mask_black": False,
         "mask_white": False,
+        "drop_edges": False,
+        "auto_reference": False,
         **FAST,
         **options,
     }

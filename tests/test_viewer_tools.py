@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import trimesh
 from conftest import ALOE, WHALE, known_scene
 from PIL import Image
 
@@ -94,3 +95,52 @@ def test_rerun_recording_reads_back(tmp_path):
     positions = np.asarray(columns["/world/points"]["Points3D:positions"].to_pylist()[0])
     assert positions.shape == (5_000, 3)
     assert rerun.__version__
+
+
+def read_ply_header(path) -> tuple[list[str], int]:
+    """(property names, vertex count) of a binary PLY, read by hand."""
+    with open(path, "rb") as handle:
+        lines = []
+        while not lines or lines[-1] != "end_header":
+            lines.append(handle.readline().decode("ascii").strip())
+    count = next(int(line.split()[-1]) for line in lines if line.startswith("element vertex"))
+    return [line.split()[-1] for line in lines if line.startswith("property")], count
+
+
+def test_app_viewer_controls_over_http(app_url, tmp_path):
+    """Automatic reference, splats that follow the display filters, marker size, flying pixels, Rerun download."""
+    from gradio_client import Client, handle_file
+
+    paths = []
+    for index, frame in enumerate(sweep(ALOE / "aloeL.jpg", 3)):
+        paths.append(tmp_path / f"pan{index}.png")
+        frame.resize((frame.width // 4, frame.height // 4)).save(paths[-1])
+    client = Client(app_url, verbose=False)
+    display = {"conf": 0, "show_cameras": True, "max_points": 2_000_000, "mask_black": False, "mask_white": False}
+    result = client.predict(
+        files=[handle_file(str(p)) for p in paths], mode="frames per second", fps=2, count=8, reference=0, steps=8,
+        resolution=252, auto_reference=True, drop_edges=False, frustum_scale=0.1, api_name="/reconstruct", **display,
+    )  # fmt: skip
+    glb, summary, splats = result[0], result[4], result[8]  # (the session state is not sent over the API)
+    assert "Auto reference: view 1" in summary  # the middle of the pan
+    names, count = read_ply_header(splats)
+    assert names[:6] == ["x", "y", "z", "nx", "ny", "nz"] and "rot_3" in names and "f_dc_0" in names
+    points = trimesh.load(glb, force="scene")
+    assert count == len(points.geometry["points"].vertices)  # the splats show exactly the selected points
+
+    views = ["view 0", "view 1", "view 2"]
+    kept = client.predict(**display, views=views, drop_edges=False, frustum_scale=0.0, api_name="/rerender")
+    dropped = client.predict(**display, views=views, drop_edges=True, frustum_scale=0.1, api_name="/rerender")
+    kept_scene, dropped_scene = trimesh.load(kept[0], force="scene"), trimesh.load(dropped[0], force="scene")
+    markers = [name for name in kept_scene.graph.nodes_geometry if name.startswith("camera_")]
+    assert markers == []  # marker size 0 hides them
+    assert len([n for n in dropped_scene.graph.nodes_geometry if n.startswith("camera_")]) == 3
+    assert len(dropped_scene.geometry["points"].vertices) < len(kept_scene.geometry["points"].vertices)
+    assert read_ply_header(dropped[3])[1] == len(dropped_scene.geometry["points"].vertices)
+
+    pytest.importorskip("rerun")
+    from rerun.chunk import RrdReader
+
+    recording = client.predict(label="Rerun recording (.rrd)", **display, views=views, api_name="/download")
+    entities = {chunk.entity_path for chunk in RrdReader(recording).stream()}
+    assert {f"/world/camera_{i:03d}" for i in range(3)} <= entities and "/world/points" in entities

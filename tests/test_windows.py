@@ -267,6 +267,7 @@ def test_app_long_clip_mode_reconstructs_every_sampled_frame(app_url):
     client = Client(app_url, verbose=False)
     common = {"mode": "frames per second", "fps": 1.2, "count": 8, "reference": 0, "steps": 8, "resolution": 252}
     common |= {"conf": 20, "show_cameras": True, "max_points": 50_000, "mask_black": False, "mask_white": False}
+    common |= {"drop_edges": False, "auto_reference": False}
     glb, _, _, _, summary, *_ = client.predict(
         files=[handle_file(str(BOX))], long_clip=True, api_name="/reconstruct", **common
     )
