@@ -187,8 +187,11 @@ def test_phone_layout(browser, app_url):
     context.close()
 
 
-def test_viewer_controls_and_splats(page):
+def test_viewer_controls_and_splats(browser, app_url):
     """Flying-pixel toggle, camera marker size and the splat view, with a side-by-side screenshot."""
+    page = browser.new_context(viewport={"width": 1500, "height": 1150}).new_page()  # a fresh session
+    page.goto(app_url)
+    page.wait_for_selector("#uploads")
     page.locator("#uploads input[type=file]").set_input_files([str(ALOE / "aloeL.jpg"), str(ALOE / "aloeR.jpg")])
     page.wait_for_selector("#preview img", timeout=60_000)
     page.get_by_label("252").check()
@@ -228,3 +231,4 @@ def test_viewer_controls_and_splats(page):
     both.paste(left, (0, 0))
     both.paste(right, (left.width, 0))
     both.save(ARTIFACTS / "scene-and-splats.png")
+    page.context.close()
