@@ -31,7 +31,9 @@ def quantize_loop(pair: LoopedBlockPair) -> LoopedBlockPair:
     with warnings.catch_warnings():  # torch.ao's eager quantisation API warns about its future move
         warnings.simplefilter("ignore")
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig  # one weight scale per output channel
-        quantized = torch.ao.quantization.quantize_dynamic(float_copy, dict.fromkeys(names, qconfig), torch.qint8)
+        quantized = torch.ao.quantization.quantize_dynamic(
+            float_copy, dict.fromkeys(names, qconfig), torch.qint8, inplace=True
+        )
     for name, module in quantized.named_modules():
         if name in names and isinstance(module, nn.Linear):
             raise RuntimeError(f"{name} was not quantised")
