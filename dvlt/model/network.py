@@ -76,7 +76,7 @@ class DVLT(nn.Module):
         self.config = config or DVLTConfig(img_size=img_size, inference_steps=inference_steps)
         cfg = self.config
         self.precision = precision
-        self._decode_chunk_views = decode_chunk_views  # None: 4 views per head pass on CPU, 16 on CUDA
+        self._decode_chunk_views = decode_chunk_views  # None: 2 views per head pass on CPU, 16 on CUDA
         self.compiled_loop_step: Callable | None = None  # set by dvlt.model.compiled.use_compiled_loop_step
         self.compiled_loop_dtype = torch.float32
         self._int8_loop: tuple[tuple, nn.Module] | None = None  # (weights key, quantised pair): not a submodule
@@ -101,7 +101,7 @@ class DVLT(nn.Module):
         """Views decoded per head pass: bounds the memory of the full-resolution conv head."""
         if self._decode_chunk_views:
             return self._decode_chunk_views
-        return 4 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
+        return 8 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
 
     @property
     def img_size(self) -> int:
