@@ -1,8 +1,10 @@
 """Time a whole DVLT request and its parts; print (and optionally save) markdown tables.
 
-    python bench/benchmark.py                       # CPU grid + reference rows (~8 min on 2 cores)
+    python bench/benchmark.py                       # CPU request grid (~8 min on 2 cores)
     python bench/benchmark.py --quick               # a few configurations
     python bench/benchmark.py --out docs/performance.md   # replaces the tables between the bench markers
+    python bench/benchmark.py --reference UPSTREAM_SRC --reference-python VENV/bin/python \
+        --out docs/performance.md                   # side by side with the upstream reference (see --help)
 
 A request is what the Space does for one click: decode the clip (PyAV) ->
 preprocess -> model (network + camera fit) -> GLB scene + depth gallery.
@@ -29,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from synthetic_weights import synthetic_state_dict  # noqa: E402
 
@@ -41,8 +44,7 @@ from dvlt.scene import SceneOptions  # noqa: E402
 from dvlt.visual import gallery  # noqa: E402
 
 CLIP = ROOT / "examples" / "box.mp4"
-# Upstream implementation on this project's 2-core CPU, float32, model only, median (issue #5).
-REFERENCE = {(2, 168, 224, 12): 1.35, (4, 378, 504, 12): 18.7}
+REFERENCE_SCRIPT = ROOT.parent / "shared" / "reference" / "run_upstream.py"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -171,7 +173,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per configuration (1 when a run takes > 20 s)")
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    side = parser.add_argument_group("side by side with the upstream reference (--reference)")
+    side.add_argument("--reference", type=Path, help="upstream nv-tlabs/dvlt source (its root or its src/ folder)")
+    side.add_argument("--reference-python", default=sys.executable, help="the reference venv's python")
+    side.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT, help="the shared timing script")
+    side.add_argument("--configs", default="4x504x12,2x504x12", help="views x longest side x K, comma-separated")
+    side.add_argument("--precisions", default="fp32,auto", help="our precisions to time against the reference")
+    side.add_argument("--isa", default="native,AVX512_CORE_BF16,AVX2", help="instruction-set rows (emulated)")
+    side.add_argument("--pairs", type=int, default=3, help="rounds of reference, ours, ... (A B A B)")
+    side.add_argument("--runs", type=int, default=1, help="timed forwards per process, after one warm-up")
+    side.add_argument("--split-views", type=int, default=4, help="views of the end-to-end split (0: skip it)")
     args = parser.parse_args()
+    if args.reference is not None:
+        side_by_side_main(args)
+        return
 
     model = build_model(args.precision, args.device)
     device = model.device
@@ -202,24 +217,7 @@ def main() -> None:
                     print(row, flush=True)
                     lines.append(row)
 
-    if device.type == "cpu":
-        lines += [
-            "",
-            "### Model only vs the reference implementation (same CPU, median of 3)",
-            "",
-            "| views | H×W | K | reference fp32 s | ours fp32 s | ours bf16 s |",
-            "|---|---|---|---|---|---|",
-        ]
-        fp32, bf16 = build_model("fp32", "cpu"), build_model("bf16", "cpu")
-        for (views, height, width, steps), reference in REFERENCE.items():
-            row = (
-                f"| {views} | {height}×{width} | {steps} | {reference:.2f} "
-                f"| {model_only(fp32, views, height, width, steps, 3):.2f} | "
-                f"{model_only(bf16, views, height, width, steps, 3):.2f} |"
-            )
-            print(row, flush=True)
-            lines.append(row)
-    else:
+    if device.type == "cuda":
         lines += [
             "",
             "### GPU: model only, 504 px (378×504), decoding in chunks of 16 views",
@@ -240,6 +238,82 @@ def main() -> None:
     print("\n" + text)
     if args.out:
         write_tables(args.out, text)
+
+
+def request_split(model: DVLT, views: int, size: int, steps: int, workdir: Path) -> dict[str, float]:
+    """Seconds of each part of one Space request: decode, preprocess, model, package, GLB, gallery, npz."""
+    times = {}
+    start = time.perf_counter()
+    frames = read_video(CLIP, num_frames=views)
+    times["decode"] = time.perf_counter() - start
+    rec = reconstruct(model, frames, steps=steps, img_size=size)
+    times.update({key: rec.seconds[key] for key in ("preprocess", "model", "package")})
+    for name, work in (
+        ("GLB", lambda: write_glb(rec, workdir / "scene.glb", SceneOptions())),
+        ("gallery", lambda: gallery(rec)),
+        ("npz", lambda: rec.to_npz(workdir / "predictions.npz")),
+    ):
+        start = time.perf_counter()
+        work()
+        times[name] = time.perf_counter() - start
+    return times
+
+
+def split_table(precision: str, device: str, views: int, size: int, steps: int) -> list[str]:
+    """Markdown: the end-to-end split of a request (second of two runs) and the share around the model."""
+    model = build_model(precision, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        request_split(model, views, size, steps, Path(tmp))  # warm-up
+        times = request_split(model, views, size, steps, Path(tmp))
+    around = sum(value for key, value in times.items() if key != "model")
+    dtype = str(model.compute_dtype()).removeprefix("torch.")
+    lines = [
+        f"End-to-end request, {views} views, longest side {size}, K={steps}, precision {precision} ({dtype}):",
+        "",
+        "| " + " | ".join(f"{key} s" for key in times) + " | around the model / model |",
+        "|" + "---|" * (len(times) + 1),
+        "| " + " | ".join(f"{value:.2f}" for value in times.values()) + f" | {100 * around / times['model']:.1f} % |",
+    ]
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
+def side_by_side_main(args: argparse.Namespace) -> None:
+    """Time the upstream reference against ours, alternating processes, and print / save the table."""
+    from side_by_side import (
+        HEADER,
+        cpu_description,
+        isa_rows,
+        measure,
+        parse_configs,
+        programs,
+        table_rows,
+        torch_version,
+        write_section,
+    )
+
+    if not args.reference_script.is_file():
+        raise SystemExit(f"timing script not found: {args.reference_script} (give --reference-script)")
+    device = "cpu" if args.device == "auto" else args.device
+    listed = programs(args.reference, args.reference_python, args.reference_script, args.precisions.split(","), device)
+    isas = isa_rows(args.isa.split(",")) if device == "cpu" else ["native"]
+    header = (
+        f"Machine: {cpu_description()}; torch {torch.__version__} (ours), "
+        f"{torch_version(args.reference_python)} (reference). Date: {datetime.date.today()}. Device: {device}."
+    )
+    print(header, flush=True)
+    rows = []
+    for isa in isas:
+        for config in parse_configs(args.configs):
+            rows += table_rows(config, isa, measure(config, isa, listed, args.pairs, args.runs))
+    lines = [header, "", *HEADER, *rows, ""]
+    if args.split_views > 0:
+        lines += split_table("auto", device, args.split_views, 504, 12) + [""]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.out:
+        write_section(args.out, text)
 
 
 def write_tables(path: Path, tables: str) -> None:

@@ -53,7 +53,7 @@ def export_loop_step(model: DVLT, dtype: torch.dtype = torch.float32) -> torch.e
     """torch.export of the loop step (weights cast to `dtype`) with dynamic views (1..256) and tokens."""
     views = torch.export.Dim("views", min=1, max=MAX_VIEWS)
     tokens = torch.export.Dim("tokens", min=6, max=40_000)
-    shapes = ({0: views, 1: tokens}, None, None, {2: tokens}, {2: tokens})
+    shapes = ({0: views, 1: tokens}, None, None, {0: tokens}, {0: tokens})
     step = LoopStep(copy.deepcopy(model.recurrent_blocks[0]).to(dtype)).eval()
     with torch.no_grad():
         return torch.export.export(step, example_inputs(model, dtype=dtype), dynamic_shapes=shapes)

@@ -34,7 +34,7 @@ class DVLTConfig:
     depth_last_channels: int = 32
     pose_dim: int = 9
     inference_steps: int = DEFAULT_STEPS
-    decode_chunk_views: int = 4  # views per decoder pass: bounds head memory
+    decode_chunk_views: int = 2  # views per decoder pass on CPU (8x on CUDA): bounds head memory
 
     @property
     def special_tokens(self) -> int:

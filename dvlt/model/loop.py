@@ -55,9 +55,9 @@ class GatedBlock(Block):
 
     def forward(self, x: Tensor, gates: Tensor, rope: RopeTable | None = None) -> Tensor:  # type: ignore[override]
         s_attn, s_mlp, s_out = gates
-        x = x + s_attn * self.ls1(self.attn(self.norm1(x), rope))
-        x = x + s_mlp * self.ls2(self.mlp(self.norm2(x)))
-        return s_out * x
+        x = torch.addcmul(x, self.attn(self.norm1(x), rope), s_attn * self.ls1.gamma)
+        # s_out * (x + s_mlp * gamma2 * mlp) with the output gate folded into the branch's scale
+        return torch.addcmul(x * s_out, self.mlp(self.norm2(x)), s_out * s_mlp * self.ls2.gamma)
 
 
 class LoopedBlockPair(nn.Module):

@@ -36,6 +36,7 @@ from .loop import LoopedBlockPair, step_schedule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INT8 = "int8"  # opt-in precision: dynamic int8 loop Linear layers on CPU (see dvlt.model.quantized)
 MAX_EXP_INPUT = 15.0  # depth = exp(min(x, 15)) keeps bf16 finite
 
 # progress(stage, done, total): stage is "encode", "loop" or "decode".
@@ -75,9 +76,10 @@ class DVLT(nn.Module):
         self.config = config or DVLTConfig(img_size=img_size, inference_steps=inference_steps)
         cfg = self.config
         self.precision = precision
-        self._decode_chunk_views = decode_chunk_views  # None: 4 views per head pass on CPU, 16 on CUDA
+        self._decode_chunk_views = decode_chunk_views  # None: 2 views per head pass on CPU, 16 on CUDA
         self.compiled_loop_step: Callable | None = None  # set by dvlt.model.compiled.use_compiled_loop_step
         self.compiled_loop_dtype = torch.float32
+        self._int8_loop: tuple[tuple, nn.Module] | None = None  # (weights key, quantised pair): not a submodule
         self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, cfg.embed_dim))  # [first view, other views]
         self.register_token = nn.Parameter(torch.zeros(1, 1, cfg.num_register_tokens, cfg.embed_dim))
         self.patch_embed_encoder = DinoV2Encoder(cfg)
@@ -99,7 +101,7 @@ class DVLT(nn.Module):
         """Views decoded per head pass: bounds the memory of the full-resolution conv head."""
         if self._decode_chunk_views:
             return self._decode_chunk_views
-        return 4 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
+        return 8 * self.config.decode_chunk_views if self.device.type == "cuda" else self.config.decode_chunk_views
 
     @property
     def img_size(self) -> int:
@@ -137,7 +139,21 @@ class DVLT(nn.Module):
 
     def compute_dtype(self, device: torch.device | None = None) -> torch.dtype:
         """dtype the network computes in on `device` under this model's precision setting."""
+        if self.precision == INT8:  # int8 loop products, everything else float32
+            return torch.float32
         return resolve_precision(self.precision, device or self.device)
+
+    def loop_block_pair(self) -> nn.Module:
+        """The block pair the loop runs: the float one, or its int8 copy under precision='int8' on CPU."""
+        pair = self.recurrent_blocks[0]
+        if self.precision != INT8 or self.device.type != "cpu":
+            return pair
+        from .quantized import quantize_loop, weights_key
+
+        key = weights_key(pair)
+        if self._int8_loop is None or self._int8_loop[0] != key:
+            self._int8_loop = (key, quantize_loop(pair))
+        return self._int8_loop[1]
 
     # ------------------------------------------------------------ network
     def tokens(self, images: Tensor) -> Tensor:
@@ -169,7 +185,7 @@ class DVLT(nn.Module):
         rope = rope_table(positions, cfg.embed_dim // cfg.num_heads, cfg.rope_frequency, torch.float32)
         report("encode", 1, 1)
 
-        block_pair = self.recurrent_blocks[0]
+        block_pair = self.loop_block_pair()
         compiled = self.compiled_loop_step if batch == 1 else None
         for index, (t_now, t_next) in enumerate(step_schedule(steps)):
             if compiled is None:

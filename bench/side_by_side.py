@@ -1,0 +1,199 @@
+"""Time the upstream reference and this project side by side, alternating separate processes (A B A B).
+
+Used by `bench/benchmark.py --reference UPSTREAM_SRC`. Each program runs in its own process with the
+same arguments (views, longest side, K) and one untimed warm-up: the reference through the shared
+timing script in its own virtual environment, ours through `bench/run_ours.py`. Per configuration the
+table shows each program's median over the rounds, the median of the per-round ratios (reference / ours,
+so > 1 means we are faster), the ratio of each program's fastest run (robust to bursts of load on a
+shared machine, which only ever slow a run down), and each process's peak resident memory (the
+child's `ru_maxrss`).
+Emulated instruction sets limit oneDNN (and MKL / ATen's vector kernels for AVX2) in both programs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_OURS = ROOT / "bench" / "run_ours.py"
+MEDIAN = re.compile(r"median ([0-9.]+)s")
+BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
+
+# Environment that makes a CPU behave like a smaller one, for both programs.
+ISA_ENV = {
+    "native": {},
+    "AVX512_CORE_BF16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
+    "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One measured configuration: views x longest side x K."""
+
+    views: int
+    size: int
+    steps: int
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """(H, W) of the 4:3 landscape frames both scripts feed to the network."""
+        return (self.size * 3 // 4) // 14 * 14, self.size // 14 * 14
+
+    @property
+    def args(self) -> list[str]:
+        return ["--views", str(self.views), "--size", str(self.size), "--steps", str(self.steps)]
+
+
+@dataclass
+class Program:
+    """A command line timed in its own process; collects (seconds, peak GiB) per round."""
+
+    name: str
+    command: list[str]
+    seconds: list[float] = field(default_factory=list)
+    peaks: list[float] = field(default_factory=list)
+
+
+def parse_configs(text: str) -> list[Config]:
+    """'4x504x12,2x504x12' -> configurations (views x longest side x K)."""
+    configs = []
+    for item in text.split(","):
+        views, size, steps = (int(part) for part in item.lower().split("x"))
+        configs.append(Config(views, size, steps))
+    return configs
+
+
+def cpu_flags() -> set[str]:
+    """Flags of the first CPU in /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_description() -> str:
+    """'model name, N cores; AMX no, AVX512-BF16 yes, AVX512-VNNI yes, AVX2 yes'."""
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    flags = cpu_flags()
+    marks = {"AMX": "amx_bf16", "AVX512-BF16": "avx512_bf16", "AVX512-VNNI": "avx512_vnni", "AVX2": "avx2"}
+    listed = ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for label, flag in marks.items())
+    return f"{name}, {len(os.sched_getaffinity(0))} cores; {listed}"
+
+
+def isa_rows(requested: list[str]) -> list[str]:
+    """The requested instruction-set rows that differ from this CPU's native one."""
+    flags = cpu_flags()
+    rows = []
+    for isa in requested:
+        if isa == "AVX512_CORE_BF16" and "amx_bf16" not in flags:
+            continue  # without AMX this is what the CPU does natively
+        if isa == "AVX2" and "avx512f" not in flags:
+            continue
+        rows.append(isa)
+    return rows
+
+
+def torch_version(python: str) -> str:
+    """torch.__version__ of an interpreter."""
+    done = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def run_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run a command in a new process; (median seconds it printed, its peak resident memory in GiB)."""
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            raise
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read()
+    found = MEDIAN.findall(text)
+    if process.returncode != 0 or not found:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text[-2000:]}")
+    return float(found[-1]), usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def programs(reference: Path, reference_python: str, script: Path, precisions: list[str], device: str) -> list:
+    """The reference first, then ours in each precision."""
+    source = reference / "src" if (reference / "src" / "dvlt").is_dir() else reference
+    listed = [Program("upstream fp32", [reference_python, str(script), "--src", str(source), "--device", device])]
+    for precision in precisions:
+        command = [sys.executable, str(RUN_OURS), "--precision", precision, "--device", device]
+        listed.append(Program(f"ours {precision}", command))
+    return listed
+
+
+def measure(config: Config, isa: str, listed: list[Program], pairs: int, runs: int) -> list[Program]:
+    """Round-robin over the programs `pairs` times (reference, ours, reference, ours, ...)."""
+    env = {**os.environ, **ISA_ENV[isa]}
+    fresh = [Program(p.name, p.command) for p in listed]
+    for round_index in range(pairs):
+        for program in fresh:
+            seconds, peak = run_once([*program.command, *config.args, "--runs", str(runs)], env)
+            program.seconds.append(seconds)
+            program.peaks.append(peak)
+            print(
+                f"  [{isa} {config.views}x{config.frame[0]}x{config.frame[1]} K={config.steps}] round "
+                f"{round_index + 1}/{pairs} {program.name}: {seconds:.2f} s, peak {peak:.2f} GiB",
+                flush=True,
+            )
+    return fresh
+
+
+def table_rows(config: Config, isa: str, measured: list[Program]) -> list[str]:
+    """Markdown rows: one per program of ours, against the reference of the same rounds."""
+    reference = measured[0]
+    rows = []
+    for ours in measured[1:]:
+        ratios = [r / o for r, o in zip(reference.seconds, ours.seconds)]
+        rows.append(
+            f"| {isa} | {config.views} | {config.frame[0]}×{config.frame[1]} | {config.steps} "
+            f"| {statistics.median(reference.seconds):.2f} | {ours.name.removeprefix('ours ')} "
+            f"| {statistics.median(ours.seconds):.2f} | **{statistics.median(ratios):.2f}×** "
+            f"({min(ratios):.2f}–{max(ratios):.2f}) | {min(reference.seconds) / min(ours.seconds):.2f}× "
+            f"| {max(reference.peaks):.2f} | {max(ours.peaks):.2f} | {len(ratios)} |"
+        )
+    return rows
+
+
+HEADER = [
+    "| ISA limit | views | H×W | K | upstream fp32 s | ours | ours s | speed-up: median of rounds (min–max) "
+    "| speed-up of the fastest runs | upstream peak GiB | ours peak GiB | rounds |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace what lies between the side-by-side markers of `path`, or append a marked section."""
+    current = path.read_text() if path.exists() else ""
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + BEGIN + "\n" + text + END + rest.split(END, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n## Side by side with the upstream reference\n\n" + BEGIN + "\n"
+        current += text + END + "\n"
+    path.write_text(current)
