@@ -29,7 +29,7 @@ from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
-from .inputs import is_video, load_sequence
+from .inputs import NAME_KEY, is_video, load_sequence
 from .runtime import describe_runtime, precision_name
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bars")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty OUT/<input name>/ folder")
+    rec.add_argument(
+        "--reference",
+        choices=("first", "auto"),
+        default="first",
+        help="the view that defines the world frame: the first one, or 'auto', the view that shares the most with "
+        "the others (ignored for long clips in windows) (default %(default)s)",
+    )
     add_export_parser(commands)
     return parser
 
@@ -420,6 +427,14 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                 for note in frames.notes:
                     print(f"warning: {text}: {note}", file=sys.stderr)
                 window = window_for(args, len(frames), device)
+                if args.reference == "auto" and not window:
+                    from .reference import most_central_view
+
+                    chosen = most_central_view(frames)
+                    frames = frames[chosen:] + frames[:chosen]
+                    if show:
+                        picked = frames[0].info.get(NAME_KEY, "")
+                        tqdm.write(f"{name}: reference view {chosen} ({picked}), chosen automatically", file=sys.stderr)
                 plan = plan_windows(len(frames), window, args.overlap) if window else [frames]
                 label = f"{len(frames)} views" + (f" in {len(plan)} windows of {window}" if window else "")
                 if show and not window:

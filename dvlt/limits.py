@@ -52,4 +52,6 @@ WINDOW_OVERLAP_DEFAULT = 4  # frames shared by consecutive windows (a quarter of
 def max_clip_frames(device_type: str) -> int:
     """The most frames a long clip may have on this device (the app's cap in long-clip mode)."""
     return MAX_CLIP_FRAMES_GPU if device_type == "cuda" else MAX_CLIP_FRAMES_CPU
+
+
 SAMPLE_COUNT_DEFAULT = 8  # "number of frames" sampling of a video

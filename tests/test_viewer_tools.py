@@ -144,3 +144,25 @@ def test_app_viewer_controls_over_http(app_url, tmp_path):
     recording = client.predict(label="Rerun recording (.rrd)", **display, views=views, api_name="/download")
     entities = {chunk.entity_path for chunk in RrdReader(recording).stream()}
     assert {f"/world/camera_{i:03d}" for i in range(3)} <= entities and "/world/points" in entities
+
+
+def test_cli_reference_auto(checkpoint_dir, tmp_path):
+    """`--reference auto` makes the middle of a pan the world frame, and says so."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from dvlt.records import Reconstruction
+
+    scene = tmp_path / "pan"
+    scene.mkdir()
+    for index, frame in enumerate(sweep(ALOE / "aloeL.jpg", 3)):
+        frame.resize((frame.width // 4, frame.height // 4)).save(scene / f"pan{index}.png")
+    command = [sys.executable, "-m", "dvlt", "reconstruct", str(scene), "--out", str(tmp_path / "out")]
+    command += ["--checkpoint", str(checkpoint_dir), "--img-size", "252", "--steps", "8", "--formats", "npz"]
+    result = subprocess.run([*command, "--reference", "auto"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "reference view 1 (pan1.png), chosen automatically" in result.stderr
+    rec = Reconstruction.from_npz(tmp_path / "out" / "pan" / "predictions.npz")
+    assert rec.names[0] == "pan1.png" and sorted(rec.names) == ["pan0.png", "pan1.png", "pan2.png"]
