@@ -271,6 +271,9 @@ def run_and_show(
         learn_speed(rec, took)
     session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget)
     summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
+    if windowed:
+        plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
+        summary += f"  \nlong clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)"
     if reference_line:
         summary += f"  \n{reference_line}"
     if reused:

@@ -30,7 +30,6 @@ from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, is_video, load_sequence
-from .runtime import describe_runtime, precision_name
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
 
@@ -386,12 +385,14 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
     from .model import DVLT
     from .pipeline import reconstruct
+    from .runtime import describe_runtime, precision_name
 
     show = not args.quiet
     launch = Launch.from_env()
     plans = plan_inputs(args.inputs)  # every input and the output folder are checked before the model loads
     sources = {index: source for index, (_, _, source) in enumerate(plans)}
     scenes = [Scene(index, text, name, index % launch.world_size) for index, (text, name, _) in enumerate(plans)]
+    check_output_folder(args.out, [], args.overwrite)  # exists and is writable, before anything is written there
     manifest = Manifest(args.out, launch)
     scenes, skipped = manifest.mine(scenes, args.resume or launch.distributed)
     check_output_folder(args.out, [scene.name for scene in scenes], args.overwrite)
@@ -492,7 +493,7 @@ def max_frames_for(
     from .studio import video_frame_size
 
     size = video_frame_size(source) or (480, 640)
-    height, width = canvas_size([size], args.img_size, 14)
+    height, width = canvas_size([size], args.img_size)
     fits = estimator.views_within(TARGET_SECONDS, height, width, args.steps, device, precision, limits.CLI_MAX_FRAMES)
     return max(2, fits)
 
@@ -503,7 +504,7 @@ def warn_if_slow(
     """One line before a run expected to take over two minutes, naming a cheaper setting."""
     from .preprocess import canvas_size
 
-    height, width = canvas_size([(f.height, f.width) for f in frames], args.img_size, 14)
+    height, width = canvas_size([(f.height, f.width) for f in frames], args.img_size)
     seconds = estimator.estimate(len(frames), height, width, args.steps, device, precision).seconds
     if seconds <= SLOW_SECONDS:
         return

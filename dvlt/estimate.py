@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .model.config import DVLTConfig
+from .model.config import PARAMETER_COUNT, DVLTConfig
 
 CFG = DVLTConfig()
 KINDS = ("dense", "attention", "conv")
@@ -77,7 +77,7 @@ def peak_memory_bytes(
     """Rough peak working memory: weights + loop activations + one decoder chunk + outputs."""
     patches = (height // CFG.patch_size) * (width // CFG.patch_size)
     tokens = views * (patches + CFG.special_tokens)
-    weights = 117_081_667 * 4 * (1.5 if dtype_bytes == 2 else 1.0)  # fp32 master + bf16 copies
+    weights = PARAMETER_COUNT * 4 * (1.5 if dtype_bytes == 2 else 1.0)  # fp32 master + bf16 copies
     loop = tokens * CFG.embed_dim * dtype_bytes * 12  # residual stream, qkv, MLP hidden
     head = min(views, chunk_views) * height * width * (64 + 128 + 66) * 4 * 2  # full-res conv features
     outputs = views * height * width * (6 + 2 + 3 + 3 + 4) * 4

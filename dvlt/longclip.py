@@ -53,7 +53,7 @@ def estimate_clip(
 ) -> tuple[Estimate, str]:
     """Total estimate (time adds up over windows, peak memory is one window's) and its line, per window too."""
     plan = plan_clip(len(sizes), max_views)
-    height, width = canvas_size(sizes, resolution, 14)
+    height, width = canvas_size(sizes, resolution)
     one = estimator.estimate(plan.window, height, width, steps, device, precision)
     where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
     if not plan.windowed:

@@ -38,7 +38,9 @@ def image_to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
 
 
-def canvas_size(sizes: Sequence[tuple[int, int]], img_size: int, patch_size: int) -> tuple[int, int]:
+def canvas_size(
+    sizes: Sequence[tuple[int, int]], img_size: int, patch_size: int = DVLTConfig.patch_size
+) -> tuple[int, int]:
     """(H, W) of the common canvas for images of the given (h, w) sizes."""
     cropped = [fitted_size(h, w, img_size, patch_size)[1] for h, w in sizes]
     return max(h for h, _ in cropped), max(w for _, w in cropped)

@@ -181,7 +181,7 @@ def describe_frames(frames: Sequence[Image.Image], resolution: int) -> str:
     line = f"{len(frames)} view{'s' if len(frames) != 1 else ''}: {listed}."
     orientations = {w >= h for h, w in frame_sizes(frames)}
     if len(sizes) > 1:
-        height, width = canvas_size(frame_sizes(frames), resolution, 14)
+        height, width = canvas_size(frame_sizes(frames), resolution)
         kind = "orientations" if len(orientations) > 1 else "sizes"
         line += f" Mixed {kind}: every view is centre-padded to {width}×{height}; padding is ignored in the results."
     return line
@@ -228,7 +228,7 @@ def estimate_for(
 ) -> tuple[Estimate, str]:
     """Time/memory estimate and its description for views of these (height, width) sizes; over
     SLOW_SECONDS it says so and offers the cheaper setting (fewer views or a lower resolution)."""
-    height, width = canvas_size(sizes, resolution, 14)
+    height, width = canvas_size(sizes, resolution)
     estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
     where = where or f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
     text = estimate.describe(len(sizes), height, width, steps, where)
@@ -243,14 +243,14 @@ def cheaper_settings(
     estimator: Estimator, sizes: Sequence[tuple[int, int]], resolution: int, steps: int, device: str, precision: str
 ) -> str:
     """One sentence offering a setting that fits about a minute: fewer views, or a lower resolution."""
-    height, width = canvas_size(sizes, resolution, 14)
+    height, width = canvas_size(sizes, resolution)
     fewer = estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, len(sizes))
     offers = []
     if fewer < len(sizes):
         seconds = estimator.estimate(fewer, height, width, steps, device, precision).seconds
         offers.append(f"{fewer} view{'s' if fewer != 1 else ''} (≈ {human_seconds(seconds)})")
     for lower in sorted((r for r in limits.RESOLUTIONS if r < resolution), reverse=True):
-        low_h, low_w = canvas_size(sizes, lower, 14)
+        low_h, low_w = canvas_size(sizes, lower)
         seconds = estimator.estimate(len(sizes), low_h, low_w, steps, device, precision).seconds
         if seconds <= 2 * TARGET_SECONDS or lower == min(limits.RESOLUTIONS):
             offers.append(f"{lower} px (≈ {human_seconds(seconds)})")
@@ -283,7 +283,7 @@ def frame_budget(
     size = video_frame_size(videos[0]) if videos else None
     if device == "cuda" or size is None:
         return max_views
-    height, width = canvas_size([size], resolution, 14)
+    height, width = canvas_size([size], resolution)
     return max(2, estimator.views_within(TARGET_SECONDS, height, width, steps, device, precision, max_views))
 
 
@@ -438,7 +438,7 @@ def compare_plan(
     precision: str,
 ) -> tuple[list[float], str]:
     """Estimated seconds of each K still to run (0 for the one the current result provides) and a line saying so."""
-    height, width = canvas_size(sizes, resolution, 14)
+    height, width = canvas_size(sizes, resolution)
     seconds = [
         0.0 if steps == reusable else estimator.estimate(len(sizes), height, width, steps, device, precision).seconds
         for steps in step_pair

@@ -92,7 +92,7 @@ def test_video_frame_budget_and_the_note_that_explains_it():
     estimator = fixed_estimator(6.0)
     budget = frame_budget(estimator, [str(BOX)], 504, 12, "cpu", "fp32", 16)
     assert 2 <= budget < 16
-    frames = decode_uploads([str(BOX)], Sampling("fps", 2.0, 8), 16, budget)
+    frames = decode_uploads([str(BOX)], Sampling("fps", 2.0, 8), 16, budget=budget)
     assert len(frames) == budget
     note = sampling_note([str(BOX)], Sampling("fps", 2.0, 8), len(frames), budget, 16)
     assert "about 30 frames at 2 fps" in note and f"{budget} evenly spaced are used" in note and "CPU" in note

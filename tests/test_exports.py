@@ -167,6 +167,7 @@ def test_cli_writes_every_format(checkpoint_dir, tmp_path):
             "nerfstudio",
             "depth",
             "predictions.npz",
+            "scene.rrd",
         }
         assert len(read_model(out / "colmap" / "sparse" / "0", "binary").points3D) > 1000
     assert "%" in result.stderr  # tqdm progress

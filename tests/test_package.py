@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 
@@ -27,8 +28,12 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_dvlt_command(tmp_path):
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=300
     )
     python, dvlt = venv / "bin" / "python", venv / "bin" / "dvlt"
+    source = tmp_path / "source"  # a copy: building in the checkout would leave a build/ folder behind
+    shutil.copytree(ROOT / "dvlt", source / "dvlt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

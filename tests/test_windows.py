@@ -253,8 +253,9 @@ def test_long_clip_estimate_lists_windows_per_window_and_total():
 
     assert plan_clip(16, 16).count == 1 and plan_clip(40, 16).count == 3
     sizes = [(480, 640)] * 40
-    total, line = estimate_clip(Estimator(), sizes, 252, 8, "cpu", "fp32", max_views=16)
-    one, _ = estimate_clip(Estimator(), sizes[:16], 252, 8, "cpu", "fp32", max_views=16)
+    estimator = Estimator()
+    total, line = estimate_clip(estimator, sizes, 252, 8, "cpu", "fp32", max_views=16)
+    one, _ = estimate_clip(estimator, sizes[:16], 252, 8, "cpu", "fp32", max_views=16)
     assert line.startswith("long clip: 3 windows of 16 frames") and "per window" in line and "in total" in line
     assert total.seconds == pytest.approx(3 * one.seconds) and total.peak_gb == pytest.approx(one.peak_gb)
 
@@ -273,7 +274,7 @@ def test_app_long_clip_mode_reconstructs_every_sampled_frame(app_url):
     )
     scene = trimesh.load(glb, force="scene")
     cameras = [name for name in scene.graph.nodes_geometry if name.startswith("camera_")]
-    assert len(cameras) == 19 and summary.startswith("19 views")
+    assert len(cameras) == 19 and "19 views" in summary
     assert "long clip: 2 windows of 16 frames" in summary
     colmap = client.predict(
         label="COLMAP (3DGS, gsplat, nerfstudio-colmap)", conf=20, show_cameras=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # K: the model was trained with 8..16 loop steps; any K >= 1 runs.
+PARAMETER_COUNT = 117_081_667  # of the released checkpoint (tests/test_model_parity.py counts the network's)
 VALIDATED_STEPS = (8, 16)
 DEFAULT_STEPS = 12
 

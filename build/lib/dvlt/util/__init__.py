@@ -1,1 +1,0 @@
-"""Import paths of the model card's Quick Start (`dvlt.util.preprocess`)."""
