@@ -429,6 +429,7 @@ def test_dvlt_export_writes_every_format_without_torch(tmp_path):
         "nerfstudio",
         "depth",
         "predictions.npz",
+        "scene.rrd",  # rerun-sdk is in the test extra, so 'all' includes the Rerun recording
     }
     model = pycolmap.Reconstruction(str(out / "colmap" / "sparse" / "0"))
     assert model.num_images() == 4 and {c.width for c in model.cameras.values()} == {330, 250}  # full photos
