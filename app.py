@@ -652,6 +652,7 @@ def build_demo() -> gr.Blocks:
                                 list(studio.DOWNLOAD_FORMATS),
                                 value=next(iter(studio.DOWNLOAD_FORMATS)),
                                 label="Download for…",
+                                elem_id="download-format",
                             )
                             refine = gr.Checkbox(False, label="Refine cameras with bundle adjustment")
                             fmt_button = gr.Button("Prepare download")

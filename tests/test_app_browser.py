@@ -226,6 +226,14 @@ def test_viewer_controls_and_splats(browser, app_url):
     page.locator("#splats").screenshot(path=str(ARTIFACTS / "splat-view.png"))
     assert_no_error(page)
 
+    page.get_by_role("tab", name="3D scene").click()  # the Rerun recording, from the download list
+    page.locator("#download-format input").click()
+    page.get_by_role("option", name="Rerun recording (.rrd)").click()
+    page.get_by_role("button", name="Prepare download").click()
+    page.wait_for_selector("#export-file a[href*='.rrd']", timeout=120_000)
+    page.locator("#export-file").screenshot(path=str(ARTIFACTS / "rerun-download.png"))
+    assert_no_error(page)
+
     left, right = Image.open(ARTIFACTS / "scene-view.png"), Image.open(ARTIFACTS / "splat-view.png")
     both = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
     both.paste(left, (0, 0))
