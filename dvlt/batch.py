@@ -121,6 +121,7 @@ class Entry:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while a process of this id exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from . import limits
+from .batch import pid_alive
 from .budget import decode_slot
 from .errors import DiskFullError, DVLTError, EmptyInputError, InputError, StepsError, TooManyFramesError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimate, Estimator, human_seconds
@@ -505,16 +506,6 @@ def all_or_nothing(folder: Path) -> Iterator[Path]:
 def session_key(session: str | None) -> str:
     """Collision-free folder name for a session id: a digest, so no two ids share one and none escapes the root."""
     return hashlib.sha256((session or "anonymous").encode("utf-8")).hexdigest()[:32]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class OutputFolders:
