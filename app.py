@@ -34,7 +34,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 MODEL, LOAD_ERROR = studio.load_model(CHECKPOINT, device=DEVICE)
 # The rule of dvlt.runtime (DVLT_PRECISION overrides), without querying CUDA: ZeroGPU forbids that here.
 PRECISION = precision_name(None, DEVICE)
-RUNTIME = describe_runtime(DEVICE)  # "CPU (…) · fp32 (no AMX on this CPU) · 2 threads", shown with every estimate
+RUNTIME = describe_runtime(DEVICE)  # "CPU (…) · bf16 (CPU has AMX) · 2 threads", shown with every estimate
 MAX_VIEWS = limits.max_views(DEVICE)
 CLIP_FRAMES = limits.max_clip_frames(DEVICE)  # long-clip mode: windows of MAX_VIEWS
 ESTIMATOR = Estimator()
@@ -293,58 +293,10 @@ def run_and_show(
     )
 
 
-@human_errors
-def reconstruct(
-    files,
-    mode,
-    fps,
-    count,
-    reference,
-    steps,
-    resolution,
-    conf,
-    show_cameras,
-    max_points,
-    mask_black,
-    mask_white,
-    long_clip=False,
-    auto_reference=False,
-    drop_edges=limits.DROP_EDGES_DEFAULT,
-    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
-    request: gr.Request = None,
-    progress: gr.Progress = gr.Progress(),
-):
-    """Upload -> model -> scene, gallery and downloads; the result is cached in the session for re-rendering."""
-    display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
-    return run_and_show(
-        files, mode, fps, count, reference, steps, resolution, display, long_clip, auto_reference, request, progress
-    )
+def run_handler(cache: bool) -> Callable:
+    """The Reconstruct handler, or with `cache` the examples' one: the same run, its model result kept for re-use."""
 
-
-@human_errors
-def run_example(
-    files,
-    mode,
-    fps,
-    count,
-    reference,
-    steps,
-    resolution,
-    conf,
-    show_cameras,
-    max_points,
-    mask_black,
-    mask_white,
-    long_clip=False,
-    auto_reference=False,
-    drop_edges=limits.DROP_EDGES_DEFAULT,
-    frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
-    request: gr.Request = None,
-    progress: gr.Progress = gr.Progress(),
-):
-    """A clicked example: exactly what Reconstruct yields, its model result kept after the first click."""
-    display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
-    return run_and_show(
+    def handler(
         files,
         mode,
         fps,
@@ -352,13 +304,42 @@ def run_example(
         reference,
         steps,
         resolution,
-        display,
-        long_clip,
-        auto_reference,
-        request,
-        progress,
-        cache=True,
-    )
+        conf,
+        show_cameras,
+        max_points,
+        mask_black,
+        mask_white,
+        long_clip=False,
+        auto_reference=False,
+        drop_edges=limits.DROP_EDGES_DEFAULT,
+        frustum_scale=limits.FRUSTUM_SCALE_DEFAULT,
+        request: gr.Request = None,
+        progress: gr.Progress = gr.Progress(),
+    ):
+        """Upload -> model -> scene, gallery and downloads; the result is kept in the session for re-rendering."""
+        display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
+        return run_and_show(
+            files,
+            mode,
+            fps,
+            count,
+            reference,
+            steps,
+            resolution,
+            display,
+            long_clip,
+            auto_reference,
+            request,
+            progress,
+            cache,
+        )
+
+    handler.__name__ = handler.__qualname__ = "run_example" if cache else "reconstruct"
+    return human_errors(handler)
+
+
+reconstruct = run_handler(cache=False)
+run_example = run_handler(cache=True)  # a clicked example: exactly what Reconstruct yields
 
 
 @human_errors

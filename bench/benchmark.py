@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from synthetic_weights import synthetic_state_dict  # noqa: E402
 
 from dvlt import DVLT  # noqa: E402
+from dvlt.cpu import cpu_description  # noqa: E402
 from dvlt.export import write_glb  # noqa: E402
 from dvlt.inputs import read_video  # noqa: E402
 from dvlt.pipeline import reconstruct  # noqa: E402
-from dvlt.runtime import cpu_flags  # noqa: E402
 from dvlt.scene import SceneOptions  # noqa: E402
 from dvlt.visual import gallery  # noqa: E402
 
@@ -142,19 +142,8 @@ def model_only(model: DVLT, views: int, height: int, width: int, steps: int, rep
 
 
 def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0))
-    native = (
-        "AMX-BF16"
-        if "amx_bf16" in cpu_flags()
-        else ("AVX512-BF16" if "avx512_bf16" in cpu_flags() else "no native bf16")
-    )
-    text = f"{name}, {cores} cores ({native}), {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB RAM"
+    """CPU model, cores and bf16/AMX flags, RAM, GPU and versions: the header of every table."""
+    text = f"{cpu_description()}, {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB RAM"
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
@@ -283,7 +272,6 @@ def side_by_side_main(args: argparse.Namespace) -> None:
     """Time the upstream reference against ours, alternating processes, and print / save the table."""
     from side_by_side import (
         HEADER,
-        cpu_description,
         isa_rows,
         measure,
         parse_configs,

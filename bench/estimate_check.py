@@ -1,14 +1,17 @@
 """Check the app's time estimates against measured runs; print (and optionally save) a markdown table.
 
-    python bench/estimate_check.py                              # 8 configurations, a few minutes on 2 cores
-    python bench/estimate_check.py --out docs/performance.md    # replaces the table between the estimate markers
+    python bench/estimate_check.py                              # 10 configurations, about 6 minutes on 2 cores
+    python bench/estimate_check.py --out docs/performance.md    # replaces this machine's table in the doc
+    python bench/estimate_check.py --precision fp32 --out docs/performance.md
+    python bench/estimate_check.py --isa AVX2 --out docs/performance.md     # a CPU without AVX-512, emulated
 
 The estimator is set up exactly as the app does at start-up (kernel probe + one small real
 model pass), then each configuration is estimated twice before it runs: "probe" with only the
 start-up calibration, and "live" after learning from the runs before it in this process (what a
 user sees after their first run). "measured" is the whole request as the app times it: decode
 the clip, preprocess, model, packaging, GLB scene and depth gallery. Weights are the synthetic
-ones from tests/golden (speed does not depend on weight values).
+ones from tests/golden (speed does not depend on weight values). Each (instruction set, precision)
+has its own table in the doc, between `<!-- estimate:ISA-PRECISION:begin/end -->` markers.
 """
 
 from __future__ import annotations
@@ -27,31 +30,35 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "golden"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from side_by_side import ISA_ENV  # noqa: E402
 from synthetic_weights import synthetic_state_dict  # noqa: E402
 
 from dvlt import DVLT  # noqa: E402
+from dvlt.cpu import cpu_description  # noqa: E402
 from dvlt.estimate import Estimator  # noqa: E402
 from dvlt.inputs import load_sequence  # noqa: E402
 from dvlt.pipeline import reconstruct  # noqa: E402
 from dvlt.preprocess import canvas_size  # noqa: E402
-from dvlt.runtime import cpu_flags, describe_runtime, precision_name  # noqa: E402
+from dvlt.runtime import describe_runtime, precision_name  # noqa: E402
 from dvlt.scene import SceneOptions  # noqa: E402
 from dvlt.studio import depth_panels, probe_speed, render_scene  # noqa: E402
 
 CLIP = ROOT / "examples" / "box.mp4"
-BEGIN, END = "<!-- estimate:begin -->", "<!-- estimate:end -->"
-# (views, longest side, K): the corners of 2-16 views x 252/378/504 px x K 8-16, in an order that
-# does not let the live estimator learn a configuration just before it is asked about it.
+# (views, longest side, K): the 8 corners of 2-16 views x 252-504 px x K 8-16 and two middles, in an
+# order that never lets the live estimator learn a configuration just before it is asked about it.
 GRID = [
-    (2, 504, 12),
-    (8, 252, 16),
-    (4, 378, 8),
+    (2, 504, 16),
     (16, 252, 8),
+    (4, 378, 12),
+    (2, 252, 8),
+    (16, 504, 16),
+    (8, 378, 12),
     (2, 252, 16),
-    (8, 504, 8),
-    (16, 378, 12),
-    (4, 504, 16),
+    (16, 252, 16),
+    (2, 504, 8),
+    (16, 504, 8),
 ]
 QUICK = GRID[:3]
 
@@ -66,21 +73,38 @@ def measure(model: DVLT, views: int, size: int, steps: int, folder: Path) -> tup
     return time.perf_counter() - start, rec.seconds["model"], rec.size
 
 
-def replace_between_markers(path: Path, table: str) -> None:
+def replace_between_markers(path: Path, section: str, table: str) -> None:
+    """Put `table` between this section's markers in `path`."""
+    begin, end = f"<!-- estimate:{section}:begin -->", f"<!-- estimate:{section}:end -->"
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no {begin} ... {end} markers")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + begin + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+
+
+def emulate(isa: str) -> None:
+    """Re-run this script with the environment that limits oneDNN/MKL/ATen to `isa` (read when torch starts)."""
+    wanted = ISA_ENV[isa]
+    if all(os.environ.get(key) == value for key, value in wanted.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **wanted})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="three configurations only")
     parser.add_argument("--out", type=Path, help="markdown file whose estimate table to replace")
+    parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native", help="emulate a smaller CPU")
+    parser.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: the app's rule for this CPU"
+    )
     args = parser.parse_args()
+    emulate(args.isa)
 
-    device, precision = "cpu", precision_name(None, "cpu")
+    device = "cpu"
+    # An emulated AVX2 CPU has no bf16 units, so the app's rule would give it fp32 (its flags here still say bf16).
+    precision = "fp32" if args.isa == "AVX2" and args.precision == "auto" else precision_name(args.precision, device)
     model = DVLT(precision=precision)
     model.load_state_dict(synthetic_state_dict(), strict=False)
     model.setup_test(device)
@@ -107,14 +131,12 @@ def main() -> None:
                 f"{error_probe:+.0f} % | {error_live:+.0f} % |"
             )
             print(rows[-1], flush=True)
-    load_after = os.getloadavg()[0]
-    flags = cpu_flags()
     lines = [
-        f"Machine: {describe_runtime(device)}; CPU flags: "
-        f"amx_bf16 {'yes' if 'amx_bf16' in flags else 'no'}, avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}; "
-        f"torch {torch.__version__}, Python {platform.python_version()}. Date: {datetime.date.today()}. "
-        f"Load average {load_before:.1f} before, {load_after:.1f} after (other jobs shared the cores). "
-        f"Start-up probe took {probe_seconds:.1f} s.",
+        f"Machine: {cpu_description()}; instruction set limit: {args.isa}; "
+        f"{describe_runtime(device, args.precision if args.isa == 'native' else precision)}; "
+        f"torch {torch.__version__}, Python {platform.python_version()}. "
+        f"Date: {datetime.date.today()}. 1-minute load average before the run: {load_before:.1f} "
+        f"(this run itself adds about {torch.get_num_threads()}). Start-up probe took {probe_seconds:.1f} s.",
         "",
         "| views | W×H | K | estimate after probe s | estimate live s | measured s | error (probe) | error (live) |",
         "|---|---|---|---|---|---|---|---|",
@@ -126,7 +148,7 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     if args.out:
-        replace_between_markers(args.out, table)
+        replace_between_markers(args.out, f"{args.isa}-{precision}", table)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Emulated instruction sets limit oneDNN (and MKL / ATen's vector kernels for AVX2
 from __future__ import annotations
 
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -23,6 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dvlt.cpu import cpu_flags  # noqa: E402  (torch-free)
+
 RUN_OURS = ROOT / "bench" / "run_ours.py"
 MEDIAN = re.compile(r"median ([0-9.]+)s")
 BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
@@ -70,34 +73,6 @@ def parse_configs(text: str) -> list[Config]:
         views, size, steps = (int(part) for part in item.lower().split("x"))
         configs.append(Config(views, size, steps))
     return configs
-
-
-def cpu_flags() -> set[str]:
-    """Flags of the first CPU in /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_description() -> str:
-    """'model name, N cores; AMX no, AVX512-BF16 yes, AVX512-VNNI yes, AVX2 yes'."""
-    name = platform.processor() or platform.machine()
-    try:
-        name = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    flags = cpu_flags()
-    marks = {"AMX": "amx_bf16", "AVX512-BF16": "avx512_bf16", "AVX512-VNNI": "avx512_vnni", "AVX2": "avx2"}
-    listed = ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for label, flag in marks.items())
-    return f"{name}, {len(os.sched_getaffinity(0))} cores; {listed}"
 
 
 def isa_rows(requested: list[str]) -> list[str]:

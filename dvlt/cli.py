@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 on GPUs and on CPUs with AMX, else fp32; $DVLT_PRECISION overrides auto (default %(default)s)",
+        help="auto: bf16 on GPUs and on CPUs where it measured faster (AMX, AMD AVX512-BF16), else fp32; "
+        "$DVLT_PRECISION overrides auto (default %(default)s)",
     )
     rec.add_argument(
         "--img-size",

@@ -3,8 +3,10 @@
 The network's work is split into three kinds whose speed differs per machine: dense matrix
 products (linear layers), attention, and the depth head's convolutions. A start-up probe
 (`Estimator.probe`, well under a second) times one representative kernel of each kind in the
-precision the model uses, and one small real model pass fixes how the whole network relates
-to those kernels. Every real run then re-calibrates that factor (`Estimator.observe`), so the
+precision the model uses, and two real model passes (a tiny one that is almost all fixed per-pass
+cost, and a small one that is mostly FLOPs) fix how the whole network relates to those kernels:
+seconds = factor x kernel seconds + fixed seconds. Every real run then re-calibrates the factor
+(`Estimator.observe`), so the
 estimate follows the code and the machine it runs on, whatever either's speed is; nothing here
 is a speed constant of a particular machine except the GPU priors used before a GPU run is seen.
 """
@@ -28,6 +30,10 @@ TARGET_SECONDS = 60.0  # default video sampling on CPU picks a view count that f
 GPU_PRIOR_RATES = {"dense": 300e12, "attention": 150e12, "conv": 100e12}
 OVERHEAD_PRIOR = (0.3, 1.5e-7)  # (seconds per request, seconds per view-pixel): preprocess, packaging, scene
 SCALE_PRIOR = 1.3  # whole-network time / kernel time, before anything was measured in this process
+# The start-up probe's real passes (views, height, width, K): the tiny one is ~0.1 s of op dispatch, camera fit
+# and other costs that do not grow with FLOPs; the small one is mostly FLOPs. Without the tiny pass, a factor
+# learnt from the small pass alone over-estimated large runs by up to 29 % (bf16, docs/performance.md).
+PROBE_PASSES = ((1, 42, 56, 8), (2, 182, 252, 8))
 
 
 def _block_terms(tokens: int, sequence: int, dim: int, mlp_ratio: float = CFG.mlp_ratio) -> tuple[float, float]:
@@ -160,6 +166,7 @@ class Estimator:
 
     rates: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     scale: dict[tuple[str, str], float] = field(default_factory=dict)
+    fixed: dict[tuple[str, str], float] = field(default_factory=dict)  # seconds per model pass beyond the FLOPs
     overhead: dict[str, tuple[float, float]] = field(default_factory=dict)
     history: int = 4  # real runs the network factor is learnt from (median of the latest)
     _ratios: dict[tuple[str, str], deque] = field(default_factory=dict, repr=False)
@@ -169,7 +176,7 @@ class Estimator:
         """An independent estimator with the same calibration (for comparisons; learning is not shared)."""
         with self._lock:
             rates = {key: dict(value) for key, value in self.rates.items()}
-            return Estimator(rates, dict(self.scale), dict(self.overhead), self.history)
+            return Estimator(rates, dict(self.scale), dict(self.fixed), dict(self.overhead), self.history)
 
     def kernel_rates(self, device: str, precision: str) -> dict[str, float]:
         """Probed rates, measuring them on first use on a CPU (GPU: priors until probed)."""
@@ -187,8 +194,9 @@ class Estimator:
 
     def model_seconds(self, views: int, height: int, width: int, steps: int, device: str, precision: str) -> float:
         """Predicted time of the model pass (network, camera fit)."""
-        factor = self.scale.get((device, precision), SCALE_PRIOR)
-        return factor * self.kernel_seconds(views, height, width, steps, device, precision)
+        key = (device, precision)
+        factor, fixed = self.scale.get(key, SCALE_PRIOR), self.fixed.get(key, 0.0)
+        return factor * self.kernel_seconds(views, height, width, steps, device, precision) + fixed
 
     def other_seconds(self, views: int, height: int, width: int, device: str) -> float:
         """Predicted time of everything else in a request: decoding, preprocessing, packaging, the scene."""
@@ -219,7 +227,8 @@ class Estimator:
         key = (device, precision)
         with self._lock:
             ratios = self._ratios.setdefault(key, deque(maxlen=self.history))
-            ratios.append(model_seconds / kernel)
+            flops_seconds = max(model_seconds - self.fixed.get(key, 0.0), 0.5 * model_seconds)
+            ratios.append(flops_seconds / kernel)
             self.scale[key] = _median(ratios)
             if total_seconds is not None and total_seconds > model_seconds:
                 fixed = self.overhead.get(device, OVERHEAD_PRIOR)[0]
@@ -227,17 +236,25 @@ class Estimator:
                 previous = self.overhead.get(device, OVERHEAD_PRIOR)[1]
                 self.overhead[device] = (fixed, 0.5 * previous + 0.5 * per_pixel)
 
-    def probe(self, device: str, precision: str, run_model: Callable[[], float] | None = None) -> None:
-        """Start-up calibration: measure the kernel rates, and with `run_model` (a small real pass returning
-        its model seconds for 2 views of 182x252 at K=8) the network factor, unless real runs already set it."""
+    def probe(
+        self, device: str, precision: str, run_model: Callable[[int, int, int, int], float] | None = None
+    ) -> None:
+        """Start-up calibration: measure the kernel rates and, with `run_model(views, height, width, steps)` (a real
+        pass returning its model seconds), the network factor and fixed cost from PROBE_PASSES, unless real runs
+        already set them."""
         self.kernel_rates(device, precision)
-        if run_model is None or self._ratios.get((device, precision)):
+        key = (device, precision)
+        if run_model is None or self._ratios.get(key):
             return
-        seconds = run_model()
-        kernel = self.kernel_seconds(2, 182, 252, 8, device, precision)
+        kernels = [self.kernel_seconds(*shape, device, precision) for shape in PROBE_PASSES]
+        tiny, small = (run_model(*shape) for shape in PROBE_PASSES)
+        fixed = 0.0  # a disturbed probe (the small pass no slower than the tiny one) gives no fixed part
+        if small > tiny:  # seconds = factor x kernel + fixed, through both passes
+            factor = (small - tiny) / (kernels[1] - kernels[0])
+            fixed = min(max(tiny - factor * kernels[0], 0.0), 0.5 * small)
         with self._lock:
-            if not self._ratios.get((device, precision)):
-                self.scale[(device, precision)] = seconds / kernel
+            if not self._ratios.get(key):
+                self.scale[key], self.fixed[key] = (small - fixed) / kernels[1], fixed
 
     def views_within(
         self, seconds: float, height: int, width: int, steps: int, device: str, precision: str, most: int

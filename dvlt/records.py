@@ -53,12 +53,12 @@ class ViewTransform:
         out[:2, 2] = self.original_to_canvas(np.array([intrinsics[0, 2], intrinsics[1, 2]]))
         return out
 
-    def intrinsics_to_original(self, K: np.ndarray) -> np.ndarray:
+    def intrinsics_to_original(self, intrinsics: np.ndarray) -> np.ndarray:
         """3x3 canvas intrinsics -> intrinsics of the original photo."""
         sy, sx = self.scale
-        out = np.array(K, dtype=np.float64)
-        out[0, 0], out[1, 1] = K[0, 0] / sx, K[1, 1] / sy
-        out[:2, 2] = self.canvas_to_original(np.array([K[0, 2], K[1, 2]]))
+        out = np.array(intrinsics, dtype=np.float64)
+        out[0, 0], out[1, 1] = intrinsics[0, 0] / sx, intrinsics[1, 1] / sy
+        out[:2, 2] = self.canvas_to_original(np.array([intrinsics[0, 2], intrinsics[1, 2]]))
         return out
 
 

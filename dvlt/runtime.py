@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from .cpu import bf16_rule, cpu_model_name
+
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -24,31 +26,10 @@ def resolve_device(device_or_accelerator: Any = None) -> torch.device:
     return device
 
 
-def cpu_flags() -> set[str]:
-    """CPU feature flags from /proc/cpuinfo (empty where unavailable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 matrix products in hardware (AVX512-BF16 or AMX)."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
-def cpu_bf16_pays_off(flags: set[str] | None = None) -> bool:
-    """True only on CPUs with AMX tiles: there bf16 runs DVLT ~2.5x faster than fp32.
-
-    Measured with alternating runs (docs/performance.md, "Precision"): with AVX512-BF16 but no AMX
-    (Intel Xeon without AMX, AMD EPYC Zen 4) bf16 is slower than fp32 for this model, so fp32 is chosen.
-    A fixed rule on the CPU's flags, never a timing: the same machine always gets the same precision.
-    """
-    return "amx_bf16" in (cpu_flags() if flags is None else flags)
+def cpu_bf16_pays_off(flags: set[str] | None = None, vendor: str | None = None) -> bool:
+    """True where this model measurably runs faster in bf16 on this CPU (`dvlt.cpu.bf16_rule`): a fixed rule
+    on the CPU's flags and vendor, never a timing, so the same machine always gets the same precision."""
+    return bf16_rule(flags, vendor).bf16
 
 
 def requested_precision(precision: str | None = None) -> str:
@@ -80,7 +61,7 @@ def precision_reason(precision: str | None, device_type: str) -> str:
         return "set by DVLT_PRECISION" if precision in (None, "auto") else "as requested"
     if device_type == "cuda":
         return "GPU"
-    return "CPU has AMX" if cpu_bf16_pays_off() else "no AMX on this CPU"
+    return bf16_rule().reason
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype:
@@ -89,20 +70,6 @@ def resolve_precision(precision: str | None, device: torch.device) -> torch.dtyp
     if name == "bf16" and device.type == "cuda" and requested_precision(precision) == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return torch.bfloat16 if name == "bf16" else torch.float32
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def describe_runtime(device_type: str, precision: str | None = None, threads: int | None = None) -> str:

@@ -112,17 +112,17 @@ def photo_rect(transform: ViewTransform) -> tuple[float, float, float, float]:
 
 
 def frustum_lines(
-    c2w: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float, rect: tuple[float, ...] | None = None
+    c2w: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int], depth: float, rect: tuple[float, ...] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges of one camera's viewing pyramid (apex to 4 corners, the image rectangle, an 'up' tick).
 
-    `rect` (x0, y0, x1, y1) is the image rectangle in the pixels of K (default: the whole (h, w) `size`).
+    `rect` (x0, y0, x1, y1) is the image rectangle in the pixels of `intrinsics` (default: the whole (h, w) `size`).
     Returns (starts, ends), each (E, 3), in world coordinates.
     """
     height, width = size
     x0, y0, x1, y1 = rect if rect is not None else (0.0, 0.0, width, height)
     corners_px = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-    corners = np.column_stack(((corners_px - K[:2, 2]) / np.diag(K)[:2], np.ones(4))) * depth
+    corners = np.column_stack(((corners_px - intrinsics[:2, 2]) / np.diag(intrinsics)[:2], np.ones(4))) * depth
     top_mid = (corners[0] + corners[1]) / 2
     tick = top_mid + np.array([0.0, -0.25 * (corners[2, 1] - corners[0, 1]), 0.0])
     local_starts = np.vstack((np.zeros((4, 3)), corners, corners[[0]], corners[[1]]))
@@ -135,7 +135,8 @@ def tube_mesh(starts: np.ndarray, ends: np.ndarray, radius: float) -> tuple[np.n
     """Square tubes along segments, as (vertices (8E, 3), faces (8E, 3)); open-ended (draw double-sided)."""
     direction = ends - starts
     length = np.linalg.norm(direction, axis=1, keepdims=True)
-    direction = direction / np.maximum(length, 1e-12)
+    # A zero-length segment (a camera at depth 0) gets an arbitrary axis so its tube stays finite.
+    direction = np.where(length > 1e-12, direction / np.maximum(length, 1e-12), [[0.0, 0.0, 1.0]])
     helper = np.where(np.abs(direction[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
     u = np.cross(direction, helper)
     u /= np.linalg.norm(u, axis=1, keepdims=True)

@@ -193,14 +193,16 @@ def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
 
 
 def probe_speed(estimator: Estimator, model: DVLT, device: str, precision: str) -> None:
-    """Calibrate the estimator at start-up: kernel rates plus one small real pass (2 views, 252 px, K=8)."""
+    """Calibrate the estimator at start-up: kernel rates plus two small real passes (about a second on a CPU)."""
 
-    def small_run() -> float:
+    def real_pass(views: int, height: int, width: int, steps: int) -> float:
         rng = np.random.default_rng(0)
-        frames = [Image.fromarray(rng.integers(0, 255, (182, 252, 3), dtype=np.uint8)) for _ in range(2)]
-        return reconstruct(model, frames, steps=8, img_size=252, name="probe").seconds["model"]
+        frames = [Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)) for _ in range(views)]
+        rec = reconstruct(model, frames, steps=steps, img_size=max(height, width), name="probe")
+        assert rec.size == (height, width), "probe shapes must be multiples of the patch size"
+        return rec.seconds["model"]
 
-    estimator.probe(device, precision, run_model=small_run)
+    estimator.probe(device, precision, run_model=real_pass)
 
 
 def load_model(checkpoint: str, device: str = "auto", precision: str = "auto") -> tuple[DVLT | None, str | None]:

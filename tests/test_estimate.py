@@ -56,14 +56,20 @@ def test_calibration_follows_measured_runs_whatever_the_start():
     assert predicted == pytest.approx(truth.model_seconds(16, 182, 252, 8, "cpu", "fp32"), rel=1e-6)
 
 
-def test_probe_sets_the_factor_from_a_real_pass_until_real_runs_exist():
+def test_probe_learns_factor_and_fixed_cost_until_real_runs_exist():
+    """A machine whose passes take 2.5 x kernel time + 0.2 s: the two probe passes recover both, so a large run
+    (8 views at 504 px, K=16) is predicted exactly; the factor learnt from the small pass alone would overshoot."""
     estimator = fixed_estimator(1.0)
-    kernel = estimator.kernel_seconds(2, 182, 252, 8, "cpu", "fp32")
-    estimator.probe("cpu", "fp32", run_model=lambda: 2.5 * kernel)
-    assert estimator.model_seconds(2, 182, 252, 8, "cpu", "fp32") == pytest.approx(2.5 * kernel)
-    estimator.observe(2, 182, 252, 8, "cpu", "fp32", 4 * kernel)
-    estimator.probe("cpu", "fp32", run_model=lambda: 100 * kernel)  # a later probe does not undo real runs
-    assert estimator.model_seconds(2, 182, 252, 8, "cpu", "fp32") == pytest.approx(4 * kernel)
+
+    def machine(views: int, height: int, width: int, steps: int) -> float:
+        return 2.5 * estimator.kernel_seconds(views, height, width, steps, "cpu", "fp32") + 0.2
+
+    estimator.probe("cpu", "fp32", run_model=machine)
+    assert estimator.model_seconds(8, 378, 504, 16, "cpu", "fp32") == pytest.approx(machine(8, 378, 504, 16))
+    assert estimator.model_seconds(1, 42, 56, 8, "cpu", "fp32") == pytest.approx(machine(1, 42, 56, 8))
+    estimator.observe(8, 378, 504, 16, "cpu", "fp32", 2 * machine(8, 378, 504, 16))
+    estimator.probe("cpu", "fp32", run_model=lambda *shape: 100 * machine(*shape))  # real runs are not undone
+    assert estimator.model_seconds(8, 378, 504, 16, "cpu", "fp32") == pytest.approx(2 * machine(8, 378, 504, 16))
 
 
 def test_views_within_a_budget():

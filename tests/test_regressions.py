@@ -100,3 +100,15 @@ def test_studio_refuses_out_of_range_settings_itself():
         studio.decode_uploads(["a.jpg"] * (limits.MAX_UPLOAD_FILES + 1), studio.Sampling(), 16)
     with pytest.raises(TooManyFramesError):
         studio.decode_uploads(["clip.mp4"], studio.Sampling(mode="count", count=17), 16)
+
+
+def test_camera_marker_tubes_stay_finite_for_zero_length_edges():
+    """Guards NaN vertices in the GLB when a frustum edge has zero length (a camera marker at depth 0)."""
+    from dvlt.scene import tube_mesh
+
+    starts = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    ends = np.array([[0.0, 0.0, 1.0], [1.0, 2.0, 3.0]])  # the second edge is a point
+    vertices, faces = tube_mesh(starts, ends, radius=0.01)
+    assert np.isfinite(vertices).all() and faces.max() < len(vertices)
+    around_point = vertices[8:] - starts[1]
+    assert np.allclose(np.linalg.norm(around_point, axis=1), 0.01)  # a small ring at the point itself

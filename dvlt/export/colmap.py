@@ -58,8 +58,8 @@ def camera_ids(views: list[ExportView]) -> tuple[list[int], list[tuple]]:
     cameras: list[tuple] = []
     ids = []
     for view in views:
-        K = view.intrinsics
-        camera = (*view.image.size, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+        fx, fy, cx, cy = (float(view.intrinsics[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+        camera = (*view.image.size, fx, fy, cx, cy)
         if camera not in cameras:
             cameras.append(camera)
         ids.append(cameras.index(camera) + 1)

@@ -39,12 +39,12 @@ def opengl_c2w(c2w: np.ndarray) -> np.ndarray:
     return full @ OPENCV_TO_OPENGL_CAMERA
 
 
-def intrinsics_entry(K: np.ndarray, width: int, height: int) -> dict:
+def intrinsics_entry(intrinsics: np.ndarray, width: int, height: int) -> dict:
     return {
-        "fl_x": float(K[0, 0]),
-        "fl_y": float(K[1, 1]),
-        "cx": float(K[0, 2]),
-        "cy": float(K[1, 2]),
+        "fl_x": float(intrinsics[0, 0]),
+        "fl_y": float(intrinsics[1, 1]),
+        "cx": float(intrinsics[0, 2]),
+        "cy": float(intrinsics[1, 2]),
         "w": int(width),
         "h": int(height),
     }

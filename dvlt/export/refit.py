@@ -100,9 +100,9 @@ def centre_principal_points(rec: Reconstruction, log: Log) -> Reconstruction:
     """Principal point of every view at its photo's centre (for trainers that assume it)."""
     intrinsics = []
     for view in export_views(rec):
-        K = view.intrinsics.copy()
-        K[0, 2], K[1, 2] = view.image.size[0] / 2, view.image.size[1] / 2
-        intrinsics.append(K)
+        centred = view.intrinsics.copy()
+        centred[0, 2], centred[1, 2] = view.image.size[0] / 2, view.image.size[1] / 2
+        intrinsics.append(centred)
     return with_photo_intrinsics(rec, intrinsics, log, "Centred principal points")
 
 
@@ -110,8 +110,8 @@ def unproject(depth: np.ndarray, intrinsics: np.ndarray, c2w: np.ndarray) -> np.
     """(S, H, W, 3) world points of z-depth maps at pixel centres (numpy twin of geometry.unproject_depth)."""
     _, height, width = depth.shape
     u, v = np.arange(width) + 0.5, np.arange(height) + 0.5
-    K = intrinsics[:, None, None]
-    x = (u - K[..., 0, 2]) / K[..., 0, 0] * depth
-    y = (v[:, None] - K[..., 1, 2]) / K[..., 1, 1] * depth
+    per_pixel = intrinsics[:, None, None]  # (S, 1, 1, 3, 3)
+    x = (u - per_pixel[..., 0, 2]) / per_pixel[..., 0, 0] * depth
+    y = (v[:, None] - per_pixel[..., 1, 2]) / per_pixel[..., 1, 1] * depth
     camera = np.stack((x, y, depth), axis=-1)
     return (np.einsum("sij,shwj->shwi", c2w[:, :3, :3], camera) + c2w[:, None, None, :3, 3]).astype(np.float32)

@@ -1,0 +1,71 @@
+"""What this CPU is and whether bf16 pays off on it: read from /proc/cpuinfo, no torch, never a timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    """The first value of `name` in /proc/cpuinfo (None where there is no /proc/cpuinfo or no such field)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """CPU feature flags (empty where unavailable)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_vendor() -> str:
+    """'GenuineIntel', 'AuthenticAMD', ... ('' where unavailable)."""
+    return _cpuinfo_field("vendor_id") or ""
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (or the platform's processor string)."""
+    return _cpuinfo_field("model name") or platform.processor() or "unknown CPU"
+
+
+def cpu_description() -> str:
+    """'AMD EPYC, 2 cores; AMX no, AVX512-BF16 yes, AVX512-VNNI yes, AVX2 yes': for benchmark headers."""
+    flags = cpu_flags()
+    marks = {"AMX": "amx_bf16", "AVX512-BF16": "avx512_bf16", "AVX512-VNNI": "avx512_vnni", "AVX2": "avx2"}
+    listed = ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for label, flag in marks.items())
+    return f"{cpu_model_name()}, {len(os.sched_getaffinity(0))} cores; {listed}"
+
+
+@dataclass(frozen=True)
+class Bf16Rule:
+    """The CPU precision rule's verdict: bf16 or not, and the short reason shown to users."""
+
+    bf16: bool
+    reason: str
+
+
+def bf16_rule(flags: set[str] | None = None, vendor: str | None = None) -> Bf16Rule:
+    """bf16 where this model measurably runs faster in it, from the CPU's flags and vendor.
+
+    Measured with alternating runs (docs/performance.md, "Precision"), 2-4 views at 378x504, K=12:
+    - AMX tiles (Intel Sapphire Rapids and later): bf16 ~2.5x faster than fp32 -> bf16.
+    - AMD with AVX512-BF16 (Zen 4 and later): bf16 1.4-1.5x faster -> bf16.
+    - Intel with AVX512-BF16 but no AMX: bf16 slower (11.8 s vs 6.9 s) -> fp32.
+    - Anything else has no bf16 arithmetic (emulated AVX2: bf16 0.27x) -> fp32.
+    """
+    flags = cpu_flags() if flags is None else flags
+    vendor = cpu_vendor() if vendor is None else vendor
+    if "amx_bf16" in flags:
+        return Bf16Rule(True, "CPU has AMX")
+    if "avx512_bf16" in flags and vendor == "AuthenticAMD":
+        return Bf16Rule(True, "AMD CPU with AVX512-BF16")
+    if "avx512_bf16" in flags:
+        return Bf16Rule(False, "AVX512-BF16 without AMX is faster in fp32")
+    return Bf16Rule(False, "no bf16 units on this CPU")
