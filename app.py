@@ -219,80 +219,6 @@ def pick_reference(event: gr.SelectData):
     return event.index, False
 
 
-def run_and_show(
-    files,
-    mode,
-    fps,
-    count,
-    reference,
-    steps,
-    resolution,
-    display,
-    long_clip,
-    auto_reference,
-    request,
-    progress,
-    cache: bool = False,
-) -> tuple:
-    """Upload -> model -> scene, splats, gallery, downloads, view list, run info and the session result.
-
-    `display` is (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale). With
-    `cache` (the examples) the model result is kept after its first run and re-used by later clicks.
-    """
-    require_model()
-    started = time.perf_counter()
-    progress(0.0, desc="Decoding the upload")
-    steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
-    how, long_clip = sampling(mode, fps, count), bool(long_clip)
-    frames, budget, notes = decode(files, mode, fps, count, resolution, steps, long_clip)
-    reference, reference_line = reference_for(frames, auto_reference, long_clip, reference)
-    frames = studio.with_reference_first(frames, reference)
-    key = (tuple(map(str, files or ())), how, reference, steps, resolution, long_clip)
-    rec = EXAMPLE_RESULTS.get(key) if cache else None
-    reused = rec is not None
-    windowed = long_clip and len(frames) > MAX_VIEWS
-    estimate = None  # nothing to estimate when an example's result is re-used
-    if not reused:
-        estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
-        rec = (infer_windows if windowed else infer)(frames, steps, resolution, progress)
-    progress(0.97, desc="Building the 3D scene and depth maps")
-    views = [f"view {i}" for i in range(rec.num_views)]
-    options = studio.scene_options(*display[:2], views, *display[2:])
-    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
-        glb, info = studio.render_scene(rec, options, folder)
-        splats, splat_info = studio.render_splats(rec, options, folder)
-        npz = rec.to_npz(folder / "dvlt-predictions.npz")
-    items, legend = studio.depth_panels(rec)
-    rec.originals = None  # keep the session cache small; downloads read the photos again
-    if cache and not reused:
-        EXAMPLE_RESULTS.put(key, rec)
-    took = time.perf_counter() - started
-    if not reused and not windowed:
-        learn_speed(rec, took)
-    session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget)
-    summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
-    if windowed:
-        plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
-        summary += f"  \nlong clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)"
-    if reference_line:
-        summary += f"  \n{reference_line}"
-    if reused:
-        summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
-    return (
-        glb,
-        info,
-        items,
-        legend,
-        summary,
-        session.downloads(glb),
-        gr.update(choices=views, value=views),
-        session,
-        summary,
-        splats,
-        splat_info,
-    )
-
-
 def run_handler(cache: bool) -> Callable:
     """The Reconstruct handler, or with `cache` the examples' one: the same run, its model result kept for re-use."""
 
@@ -316,22 +242,60 @@ def run_handler(cache: bool) -> Callable:
         request: gr.Request = None,
         progress: gr.Progress = gr.Progress(),
     ):
-        """Upload -> model -> scene, gallery and downloads; the result is kept in the session for re-rendering."""
-        display = (conf, show_cameras, max_points, mask_black, mask_white, drop_edges, frustum_scale)
-        return run_and_show(
-            files,
-            mode,
-            fps,
-            count,
-            reference,
-            steps,
-            resolution,
-            display,
-            long_clip,
-            auto_reference,
-            request,
-            progress,
-            cache,
+        """Upload -> model -> scene, splats, gallery, downloads, view list, run info and the session result."""
+        require_model()
+        started = time.perf_counter()
+        progress(0.0, desc="Decoding the upload")
+        steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
+        how, long_clip = sampling(mode, fps, count), bool(long_clip)
+        frames, budget, notes = decode(files, mode, fps, count, resolution, steps, long_clip)
+        reference, reference_line = reference_for(frames, auto_reference, long_clip, reference)
+        frames = studio.with_reference_first(frames, reference)
+        key = (tuple(map(str, files or ())), how, reference, steps, resolution, long_clip)
+        rec = EXAMPLE_RESULTS.get(key) if cache else None
+        reused = rec is not None
+        windowed = long_clip and len(frames) > MAX_VIEWS
+        estimate = None  # nothing to estimate when an example's result is re-used
+        if not reused:
+            estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
+            rec = (infer_windows if windowed else infer)(frames, steps, resolution, progress)
+        progress(0.97, desc="Building the 3D scene and depth maps")
+        views = [f"view {i}" for i in range(rec.num_views)]
+        options = studio.scene_options(
+            conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+        )
+        with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+            glb, info = studio.render_scene(rec, options, folder)
+            splats, splat_info = studio.render_splats(rec, options, folder)
+            npz = rec.to_npz(folder / "dvlt-predictions.npz")
+        items, legend = studio.depth_panels(rec)
+        rec.originals = None  # keep the session cache small; downloads read the photos again
+        if cache and not reused:
+            EXAMPLE_RESULTS.put(key, rec)
+        took = time.perf_counter() - started
+        if not reused and not windowed:
+            learn_speed(rec, took)
+        session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget)
+        summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
+        if windowed:
+            plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
+            summary += f"  \nlong clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)"
+        if reference_line:
+            summary += f"  \n{reference_line}"
+        if reused:
+            summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
+        return (
+            glb,
+            info,
+            items,
+            legend,
+            summary,
+            session.downloads(glb),
+            gr.update(choices=views, value=views),
+            session,
+            summary,
+            splats,
+            splat_info,
         )
 
     handler.__name__ = handler.__qualname__ = "run_example" if cache else "reconstruct"

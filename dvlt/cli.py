@@ -130,18 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=limits.RESOLUTION_DEFAULT,
         help="longest image side given to the model, multiple of 14 (default %(default)s, as trained)",
     )
-    rec.add_argument(
-        "--conf-percentile",
-        type=float,
-        default=limits.CONF_PERCENTILE_DEFAULT,
-        help="drop points below this confidence percentile (0-100, default %(default)s)",
-    )
-    rec.add_argument(
-        "--max-points",
-        type=int,
-        default=limits.POINTS_DEFAULT,
-        help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)",
-    )
     add_point_filter_arguments(rec)
     rec.add_argument(
         "--window",
@@ -177,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
 def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that choose which pixels become points (shared by `reconstruct` and `export`)."""
     parser.add_argument(
+        "--conf-percentile",
+        type=float,
+        default=limits.CONF_PERCENTILE_DEFAULT,
+        help="drop points below this confidence percentile (0-100, default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        default=limits.POINTS_DEFAULT,
+        help="point budget for glb/ply/colmap/nerfstudio (default %(default)s)",
+    )
+    parser.add_argument(
         "--mask-background",
         choices=("none", "black", "white", "both"),
         default="none",
@@ -188,6 +188,18 @@ def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
         default=limits.DROP_EDGES_DEFAULT,
         help="drop flying pixels on depth discontinuities (default: drop; --no-drop-edges keeps them)",
     )
+
+
+def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options `reconstruct` and `export` share (points, formats): reject bad values with a usage error (exit 2)."""
+    if not 0 <= args.conf_percentile < 100:
+        parser.error("--conf-percentile must be in [0, 100)")
+    if args.max_points < 1:
+        parser.error("--max-points must be >= 1")
+    try:
+        args.formats = parse_formats(args.formats)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def scene_options(args: argparse.Namespace) -> SceneOptions:
@@ -237,27 +249,8 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="principal point at each photo's centre, poses re-fitted (for the reference 3DGS trainer)",
     )
-    exp.add_argument(
-        "--conf-percentile",
-        type=float,
-        default=limits.CONF_PERCENTILE_DEFAULT,
-        help="drop points below this confidence percentile (0-100, default %(default)s)",
-    )
-    exp.add_argument("--max-points", type=int, default=limits.POINTS_DEFAULT, help="point budget (default %(default)s)")
     add_point_filter_arguments(exp)
     exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
-
-
-def check_export_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject out-of-range export options with argparse's usage error (exit 2)."""
-    if not 0 <= args.conf_percentile < 100:
-        parser.error("--conf-percentile must be in [0, 100)")
-    if args.max_points < 1:
-        parser.error("--max-points must be >= 1")
-    try:
-        args.formats = parse_formats(args.formats)
-    except ValueError as error:
-        parser.error(str(error))
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -300,20 +293,13 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--fps must be positive")
     if (args.max_frames is not None and args.max_frames < 1) or (args.num_frames is not None and args.num_frames < 1):
         parser.error("--max-frames and --num-frames must be >= 1")
-    if not 0 <= args.conf_percentile < 100:
-        parser.error("--conf-percentile must be in [0, 100)")
     if args.img_size < 14 or args.img_size % 14 or args.img_size > limits.IMG_SIZE_MAX:
         parser.error(f"--img-size must be a multiple of 14 between 14 and {limits.IMG_SIZE_MAX}, got {args.img_size}")
-    if args.max_points < 1:
-        parser.error("--max-points must be >= 1")
     if args.window is not None and (args.window == 1 or args.window < 0):
         parser.error("--window must be 0 (one pass) or at least 2")
     if args.overlap < 1 or (args.window and args.overlap >= args.window):
         parser.error("--overlap must be at least 1 and smaller than --window")
-    try:
-        args.formats = parse_formats(args.formats)
-    except ValueError as error:
-        parser.error(str(error))
+    check_shared_arguments(parser, args)
 
 
 def window_for(args: argparse.Namespace, views: int, device_type: str) -> int:
@@ -532,7 +518,7 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    (check_export_arguments if args.command == "export" else check_arguments)(parser, args)
+    (check_shared_arguments if args.command == "export" else check_arguments)(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     warnings.simplefilter("default")
     warnings.showwarning = show_warning
