@@ -95,3 +95,31 @@ def test_interrupted_export_leaves_no_half_written_scene(tmp_path):
         (folder / "points.ply").write_bytes(b"new")
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["scene"]
     assert [p.name for p in target.iterdir()] == ["points.ply"]
+
+
+def test_ctrl_c_keeps_finished_scenes_and_leaves_no_partial_one(tmp_path, checkpoint_dir):
+    """A real SIGINT while the second input's files are being written: the first scene stays whole, nothing of
+    the second is left, the exit status is 130 and the message is one line, without a traceback."""
+    import signal
+    import time
+
+    from conftest import BOX
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dvlt", "reconstruct", str(ALOE), str(BOX), "--num-frames", "12"]
+    command += ["--out", str(out), "--formats", "all", "--checkpoint", str(checkpoint_dir), *FAST]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        if any(path.name.startswith(".box.partial-") for path in out.glob(".*")):
+            break  # the second scene is being written
+        time.sleep(0.002)
+    assert process.poll() is None, "the run ended before the second scene was written: " + process.stderr.read()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert scene_folders(out) == ["aloe"]  # no 'box', no hidden '.box.partial-*'
+    assert (out / "aloe" / "scene.glb").is_file() and (out / "aloe" / "colmap").is_dir()
