@@ -40,7 +40,8 @@ def cpu_description() -> str:
     flags = cpu_flags()
     marks = {"AMX": "amx_bf16", "AVX512-BF16": "avx512_bf16", "AVX512-VNNI": "avx512_vnni", "AVX2": "avx2"}
     listed = ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for label, flag in marks.items())
-    return f"{cpu_model_name()}, {len(os.sched_getaffinity(0))} cores; {listed}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu_model_name()}, {cores} cores; {listed}"
 
 
 @dataclass(frozen=True)
