@@ -46,6 +46,9 @@ from dvlt.scene import SceneOptions  # noqa: E402
 from dvlt.studio import depth_panels, probe_speed, render_scene  # noqa: E402
 
 CLIP = ROOT / "examples" / "box.mp4"
+# The synthetic weights' depth is noise, so the flying-pixel filter would drop nearly every point; real weights
+# keep most of them. Scenes here keep every point the other filters keep, as a real run's scene would.
+SCENE = SceneOptions(drop_edges=False)
 # (views, longest side, K): the 8 corners of 2-16 views x 252-504 px x K 8-16 and two middles, in an
 # order that never lets the live estimator learn a configuration just before it is asked about it.
 GRID = [
