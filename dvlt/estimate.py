@@ -90,7 +90,7 @@ def peak_memory_bytes(
     return weights + loop + head + outputs
 
 
-def _best_of(run: Callable[[], object], repeats: int = 3) -> float:
+def _best_of(run: Callable[[], object], repeats: int = 5) -> float:
     """Fastest of `repeats` timed calls after one warm-up call."""
     run()
     times = []
@@ -247,7 +247,8 @@ class Estimator:
         if run_model is None or self._ratios.get(key):
             return
         kernels = [self.kernel_seconds(*shape, device, precision) for shape in PROBE_PASSES]
-        tiny, small = (run_model(*shape) for shape in PROBE_PASSES)
+        # The faster of two runs each: one hiccup of a shared machine at start-up would skew every estimate after it.
+        tiny, small = (min(run_model(*shape), run_model(*shape)) for shape in PROBE_PASSES)
         fixed = 0.0  # a disturbed probe (the small pass no slower than the tiny one) gives no fixed part
         if small > tiny:  # seconds = factor x kernel + fixed, through both passes
             factor = (small - tiny) / (kernels[1] - kernels[0])
