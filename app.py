@@ -39,7 +39,7 @@ MAX_VIEWS = limits.max_views(DEVICE)
 CLIP_FRAMES = limits.max_clip_frames(DEVICE)  # long-clip mode: windows of MAX_VIEWS
 ESTIMATOR = Estimator()
 if MODEL is not None and DEVICE == "cpu":
-    studio.probe_speed(ESTIMATOR, MODEL, DEVICE, PRECISION)  # ~1 s: estimates fit this machine from the start
+    studio.probe_speed(ESTIMATOR, MODEL, DEVICE, PRECISION)  # 2-4 s: estimates fit this machine from the start
 EXAMPLE_RESULTS = studio.ResultCache()
 UPLOAD_CACHE = gr.utils.get_upload_folder()
 # By default outputs live inside Gradio's cache, so each file is written once (Gradio serves it in place). With

@@ -400,7 +400,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if device == "cpu":
         from .studio import probe_speed
 
-        probe_speed(estimator, model, device, precision)  # ~1 s: time estimates and default frame counts fit here
+        probe_speed(estimator, model, device, precision)  # 2-4 s: time estimates and default frame counts fit here
     options = scene_options(args)
     failures = []
     for scene in tqdm(scenes, desc="inputs", unit="input", disable=not show or len(scenes) <= 1):
