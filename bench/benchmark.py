@@ -27,26 +27,15 @@ import time
 from pathlib import Path
 
 import torch
+from common import CLIP, ROOT, SCENE, synthetic_model
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
-sys.path.insert(0, str(ROOT / "bench"))
+from dvlt import DVLT
+from dvlt.cpu import cpu_description
+from dvlt.export import write_glb
+from dvlt.inputs import read_video
+from dvlt.pipeline import reconstruct
+from dvlt.visual import gallery
 
-from synthetic_weights import synthetic_state_dict  # noqa: E402
-
-from dvlt import DVLT  # noqa: E402
-from dvlt.cpu import cpu_description  # noqa: E402
-from dvlt.export import write_glb  # noqa: E402
-from dvlt.inputs import read_video  # noqa: E402
-from dvlt.pipeline import reconstruct  # noqa: E402
-from dvlt.scene import SceneOptions  # noqa: E402
-from dvlt.visual import gallery  # noqa: E402
-
-CLIP = ROOT / "examples" / "box.mp4"
-# The synthetic weights' depth is noise, so the flying-pixel filter would drop nearly every point; real weights
-# keep most of them. Scenes here keep every point the other filters keep, as a real run's scene would.
-SCENE = SceneOptions(drop_edges=False)
 REFERENCE_SCRIPT = ROOT.parent / "shared" / "reference" / "run_upstream.py"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -153,9 +142,7 @@ def machine() -> str:
 
 
 def build_model(precision: str, device: str, chunk: int | None = None) -> DVLT:
-    model = DVLT(precision=precision, decode_chunk_views=chunk)
-    model.load_state_dict(synthetic_state_dict())
-    return model.setup_test(device)
+    return synthetic_model(precision, device, decode_chunk_views=chunk)
 
 
 def main() -> None:

@@ -26,29 +26,19 @@ import time
 from pathlib import Path
 
 import torch
+from common import CLIP, synthetic_model
+from side_by_side import ISA_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
-sys.path.insert(0, str(ROOT / "bench"))
+from dvlt import DVLT
+from dvlt.cpu import cpu_description
+from dvlt.estimate import Estimator
+from dvlt.inputs import load_sequence
+from dvlt.pipeline import reconstruct
+from dvlt.preprocess import canvas_size
+from dvlt.runtime import describe_runtime, precision_name
+from dvlt.scene import SceneOptions
+from dvlt.studio import depth_panels, probe_speed, render_scene
 
-from side_by_side import ISA_ENV  # noqa: E402
-from synthetic_weights import synthetic_state_dict  # noqa: E402
-
-from dvlt import DVLT  # noqa: E402
-from dvlt.cpu import cpu_description  # noqa: E402
-from dvlt.estimate import Estimator  # noqa: E402
-from dvlt.inputs import load_sequence  # noqa: E402
-from dvlt.pipeline import reconstruct  # noqa: E402
-from dvlt.preprocess import canvas_size  # noqa: E402
-from dvlt.runtime import describe_runtime, precision_name  # noqa: E402
-from dvlt.scene import SceneOptions  # noqa: E402
-from dvlt.studio import depth_panels, probe_speed, render_scene  # noqa: E402
-
-CLIP = ROOT / "examples" / "box.mp4"
-# The synthetic weights' depth is noise, so the flying-pixel filter would drop nearly every point; real weights
-# keep most of them. Scenes here keep every point the other filters keep, as a real run's scene would.
-SCENE = SceneOptions(drop_edges=False)
 # (views, longest side, K): the 8 corners of 2-16 views x 252-504 px x K 8-16 and two middles, in an
 # order that never lets the live estimator learn a configuration just before it is asked about it.
 GRID = [
@@ -71,7 +61,7 @@ def measure(model: DVLT, views: int, size: int, steps: int, folder: Path) -> tup
     start = time.perf_counter()
     _, frames = load_sequence(str(CLIP), num_frames=views)
     rec = reconstruct(model, frames, steps=steps, img_size=size, name="box")
-    render_scene(rec, SceneOptions(), folder)
+    render_scene(rec, SceneOptions(), folder)  # the app's defaults: with synthetic weights, few points survive
     depth_panels(rec)
     return time.perf_counter() - start, rec.seconds["model"], rec.size
 
@@ -108,9 +98,7 @@ def main() -> None:
     device = "cpu"
     # An emulated AVX2 CPU has no bf16 units, so the app's rule would give it fp32 (its flags here still say bf16).
     precision = "fp32" if args.isa == "AVX2" and args.precision == "auto" else precision_name(args.precision, device)
-    model = DVLT(precision=precision)
-    model.load_state_dict(synthetic_state_dict(), strict=False)
-    model.setup_test(device)
+    model = synthetic_model(precision, device)
     load_before = os.getloadavg()[0]
     estimator = Estimator()
     probe_start = time.perf_counter()

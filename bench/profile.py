@@ -10,21 +10,14 @@ matrix products, attention, convolutions and the memory-bound rest.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
+from common import synthetic_model
 from torch.profiler import ProfilerActivity, profile
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
-
-from synthetic_weights import synthetic_state_dict  # noqa: E402
-
-from dvlt.geometry import fit_cameras_from_rays, unproject_depth  # noqa: E402
-from dvlt.model import DVLT  # noqa: E402
+from dvlt.geometry import fit_cameras_from_rays, unproject_depth
+from dvlt.model import DVLT
 
 GROUPS = {
     "matrix products": ("aten::addmm", "aten::mm", "aten::bmm", "quantized::linear_dynamic"),
@@ -81,9 +74,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--ops", type=int, default=12, help="top ops listed per configuration")
     args = parser.parse_args()
-    model = DVLT(precision=args.precision)
-    model.load_state_dict(synthetic_state_dict())
-    model.setup_test("cpu")
+    model = synthetic_model(args.precision, "cpu")
     stage_rows, op_rows = [], []
     for views in (int(v) for v in args.views.split(",")):
         for size in (int(s) for s in args.sizes.split(",")):

@@ -11,19 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
-
-from synthetic_weights import synthetic_state_dict  # noqa: E402
-
-from dvlt.model import DVLT  # noqa: E402
+from common import synthetic_model
 
 
 def frame_size(size: int, patch: int = 14) -> tuple[int, int]:
@@ -41,9 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    model = DVLT(precision=args.precision)
-    model.load_state_dict(synthetic_state_dict(), strict=True)
-    model.setup_test(args.device)
+    model = synthetic_model(args.precision, args.device)
     height, width = frame_size(args.size)
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(1, args.views, 3, height, width, generator=generator).to(args.device)
