@@ -14,6 +14,7 @@ from .model import DVLT
 from .pipeline import Progress
 from .preprocess import canvas_size
 from .records import Reconstruction
+from .studio import device_label, estimate_for
 from .windows import plan_windows, reconstruct_windows
 
 
@@ -51,13 +52,14 @@ def estimate_clip(
     precision: str,
     max_views: int,
 ) -> tuple[Estimate, str]:
-    """Total estimate (time adds up over windows, peak memory is one window's) and its line, per window too."""
+    """Total estimate (time adds up over windows, peak memory is one window's) and its line, per window too;
+    a clip that fits one pass gets the one-pass estimate."""
     plan = plan_clip(len(sizes), max_views)
+    if not plan.windowed:
+        return estimate_for(estimator, sizes, resolution, steps, device, precision)
     height, width = canvas_size(sizes, resolution)
     one = estimator.estimate(plan.window, height, width, steps, device, precision)
-    where = f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
-    if not plan.windowed:
-        return one, one.describe(plan.window, height, width, steps, where)
+    where = device_label(device, precision)
     total = Estimate(one.seconds * plan.count, one.peak_gb, one.tflops * plan.count)
     line = (
         f"{plan.describe()}: ≈ {one.seconds:.0f} s per window, ≈ {total.seconds:.0f} s in total and "

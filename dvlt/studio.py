@@ -220,6 +220,11 @@ def frame_sizes(frames: Sequence[Image.Image]) -> list[tuple[int, int]]:
     return [original_size(frame) for frame in frames]
 
 
+def device_label(device: str, precision: str) -> str:
+    """'CPU, fp32' / 'GPU, bf16': where an estimate's run happens, when no fuller runtime line is given."""
+    return f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+
+
 def estimate_for(
     estimator: Estimator,
     sizes: Sequence[tuple[int, int]],
@@ -233,7 +238,7 @@ def estimate_for(
     SLOW_SECONDS it says so and offers the cheaper setting (fewer views or a lower resolution)."""
     height, width = canvas_size(sizes, resolution)
     estimate = estimator.estimate(len(sizes), height, width, steps, device, precision)
-    where = where or f"{'GPU' if device == 'cuda' else 'CPU'}, {precision}"
+    where = where or device_label(device, precision)
     text = estimate.describe(len(sizes), height, width, steps, where)
     if estimate.slow:
         text += f"  \n⚠️ **Over {SLOW_SECONDS / 60:.0f} minutes.** " + cheaper_settings(
