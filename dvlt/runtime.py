@@ -26,12 +26,6 @@ def resolve_device(device_or_accelerator: Any = None) -> torch.device:
     return device
 
 
-def cpu_bf16_pays_off(flags: set[str] | None = None, vendor: str | None = None) -> bool:
-    """True where this model measurably runs faster in bf16 on this CPU (`dvlt.cpu.bf16_rule`): a fixed rule
-    on the CPU's flags and vendor, never a timing, so the same machine always gets the same precision."""
-    return bf16_rule(flags, vendor).bf16
-
-
 def requested_precision(precision: str | None = None) -> str:
     """The precision asked for: an explicit 'fp32'/'bf16' wins, else $DVLT_PRECISION, else 'auto'."""
     if precision in (None, "auto"):
@@ -51,7 +45,7 @@ def precision_name(precision: str | None, device_type: str) -> str:
         return chosen
     if device_type == "cuda":
         return "bf16"
-    return "bf16" if cpu_bf16_pays_off() else "fp32"
+    return "bf16" if bf16_rule().bf16 else "fp32"  # a rule on the CPU's flags and vendor, never a timing
 
 
 def precision_reason(precision: str | None, device_type: str) -> str:

@@ -15,7 +15,8 @@ from app_server import free_port
 from conftest import ROOT
 
 from dvlt import DVLT
-from dvlt.runtime import cpu_bf16_pays_off, precision_name, requested_precision
+from dvlt.cpu import bf16_rule
+from dvlt.runtime import precision_name, requested_precision
 
 
 def expected_cpu_precision() -> str:
@@ -30,11 +31,11 @@ def expected_cpu_precision() -> str:
 
 
 def test_bf16_where_it_was_measured_faster():
-    assert cpu_bf16_pays_off({"avx512_bf16", "amx_bf16", "amx_tile"}, "GenuineIntel")  # AMX: ~2.5x
-    assert cpu_bf16_pays_off({"avx512_bf16", "avx512f"}, "AuthenticAMD")  # Zen 4: 1.4-1.5x
-    assert not cpu_bf16_pays_off({"avx512_bf16", "avx512f"}, "GenuineIntel")  # Intel without AMX: slower
-    assert not cpu_bf16_pays_off({"avx2", "avx512f"}, "AuthenticAMD")  # no bf16 units
-    assert not cpu_bf16_pays_off(set(), "")
+    assert bf16_rule({"avx512_bf16", "amx_bf16", "amx_tile"}, "GenuineIntel").bf16  # AMX: ~2.5x
+    assert bf16_rule({"avx512_bf16", "avx512f"}, "AuthenticAMD").bf16  # Zen 4: 1.4-1.5x
+    assert not bf16_rule({"avx512_bf16", "avx512f"}, "GenuineIntel").bf16  # Intel without AMX: slower
+    assert not bf16_rule({"avx2", "avx512f"}, "AuthenticAMD").bf16  # no bf16 units
+    assert not bf16_rule(set(), "").bf16
     assert precision_name("auto", "cuda") == "bf16" and precision_name("fp32", "cuda") == "fp32"
 
 
