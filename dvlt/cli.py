@@ -15,8 +15,10 @@ import glob
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -346,22 +348,66 @@ def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> Non
 
 
 @contextlib.contextmanager
-def scene_folder(target: Path) -> Iterator[Path]:
-    """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
-    or failed run leaves no half-written scene (and a full disk is reported as such)."""
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, so a folder is never created or swapped half-way; the
+    interrupt is delivered right after. Where signals cannot be masked (Windows, other threads) it does nothing."""
+    can_mask = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if not can_mask:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield partial
-    except BaseException as error:
-        shutil.rmtree(partial, ignore_errors=True)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class SceneFolder(contextlib.AbstractContextManager):
+    """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
+    or failed run leaves no half-written scene (and a full disk is reported as such).
+
+    A class, not a generator: contextlib's wrapper has a moment after the folder exists and before the `with`
+    body owns it, where a Ctrl-C would leak the folder."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.partial: Path | None = None
+
+    def __enter__(self) -> Path:
+        try:
+            with interrupts_deferred():  # a Ctrl-C held here is raised on leaving the block, inside this `try`
+                self.partial = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+        except BaseException as error:
+            self.discard(error)
+            raise
+        return self.partial
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: object) -> None:
+        if error is not None:
+            self.discard(error)
+            return
+        try:
+            with interrupts_deferred():  # the old scene is never lost between the two renames
+                replace_folder(self.partial, self.target)
+        except BaseException as commit_error:
+            self.discard(commit_error)
+            raise
+
+    def discard(self, error: BaseException) -> None:
+        """Remove the partial folder; a full disk becomes a DiskFullError."""
+        if self.partial is not None:
+            shutil.rmtree(self.partial, ignore_errors=True)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError("the disk is full; nothing was kept for this input.") from None
-        raise
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Rename `source` to `target`, replacing a previous `target` folder (kept aside until the rename is done)."""
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         target.rename(old / "scene")
-    partial.rename(target)
+    source.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -448,7 +494,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                         )
                     else:
                         rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
-                    with scene_folder(args.out / name) as folder:
+                    with SceneFolder(args.out / name) as folder:
                         written = export_all(rec, folder, args.formats, options)
                     written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
                 if not window:

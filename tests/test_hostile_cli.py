@@ -12,7 +12,7 @@ import pytest
 from conftest import ALOE, ROOT
 
 from dvlt import limits
-from dvlt.cli import scene_folder
+from dvlt.cli import SceneFolder
 
 FAST = ["--img-size", "252", "--steps", "8", "--quiet"]
 
@@ -81,20 +81,49 @@ def test_scene_folders_are_never_mixed(tmp_path, checkpoint_dir):
 def test_interrupted_export_leaves_no_half_written_scene(tmp_path):
     target = tmp_path / "scene"
     with pytest.raises(KeyboardInterrupt):
-        with scene_folder(target) as folder:
+        with SceneFolder(target) as folder:
             (folder / "scene.glb").write_bytes(b"half")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
     target.mkdir()
     (target / "scene.glb").write_bytes(b"previous")
     with pytest.raises(OSError):
-        with scene_folder(target) as folder:
+        with SceneFolder(target) as folder:
             raise OSError("export failed")
     assert [p.name for p in tmp_path.iterdir()] == ["scene"] and (target / "scene.glb").read_bytes() == b"previous"
-    with scene_folder(target) as folder:
+    with SceneFolder(target) as folder:
         (folder / "points.ply").write_bytes(b"new")
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["scene"]
     assert [p.name for p in target.iterdir()] == ["points.ply"]
+
+
+def test_ctrl_c_just_after_the_folder_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """SIGINT delivered the instant the temporary folder exists (before the `with` body owns it) is held until
+    the folder is owned, then cleaned up; a full disk while writing is reported as such, with nothing left."""
+    import errno
+    import signal
+    import tempfile
+
+    from dvlt import cli
+    from dvlt.errors import DiskFullError
+
+    make_folder = tempfile.mkdtemp
+
+    def mkdtemp_then_ctrl_c(**kwargs):
+        folder = make_folder(**kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return folder
+
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with SceneFolder(tmp_path / "scene"):
+            pytest.fail("the interrupt should arrive before the body runs")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    with pytest.raises(DiskFullError, match="disk is full"):
+        with SceneFolder(tmp_path / "scene"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_keeps_finished_scenes_and_leaves_no_partial_one(tmp_path, checkpoint_dir):
