@@ -198,7 +198,8 @@ def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_re
     return (
         items,
         studio.describe_frames(frames, int(resolution)) + note + (f"  \n{line}" if line else ""),
-        gr.update(value=reference, maximum=len(frames) - 1),
+        reference,  # no Gradio `maximum`: a queued event still holding the previous upload's view number would
+        # be refused with a bare range error; the run checks the number against its own views instead
         estimate,
         sizes,
     )

@@ -156,6 +156,7 @@ def test_every_example_is_a_real_run_and_everything_works_after_it(page):
     assert "re-used" in page.locator("#run-info").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_timeout(1500)  # let the 3D viewer draw
+    assert_no_error(page)
     page.screenshot(path=str(ARTIFACTS / "desktop-1500.png"), full_page=True)
     assert (ARTIFACTS / "desktop-1500.png").stat().st_size > 50_000
 
