@@ -295,7 +295,7 @@ def run_handler(cache: bool) -> Callable:
             gr.update(choices=views, value=views),
             session,
             summary,
-            splats,
+            str(splats),  # gr.File takes str paths
             splat_info,
         )
 
@@ -329,7 +329,7 @@ def rerender(
     with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
         glb, info = studio.render_scene(session.rec, options, folder)
         splats, splat_info = studio.render_splats(session.rec, options, folder)
-    return glb, info, session.downloads(glb), splats, splat_info
+    return glb, info, session.downloads(glb), str(splats), splat_info
 
 
 def rerender_shown(session, *display, request: gr.Request = None):
@@ -337,6 +337,19 @@ def rerender_shown(session, *display, request: gr.Request = None):
     if session is None:
         return (gr.skip(),) * 5
     return rerender(session, *display, request=request)
+
+
+def show_splats_on_tab(splats: str | None, event: gr.SelectData):
+    """Fill the splat viewer when its tab opens. Gradio's gsplat canvas takes its size once, when it loads a file,
+    so a file sent while the tab is hidden draws into 0x0 and stays blank; the first opening could also lose the
+    file in a race of Gradio's Model3D (its renderer chosen, the canvas never mounted)."""
+    is_open = event.value == SPLATS_TAB
+    return (splats if is_open and splats else gr.skip()), is_open
+
+
+def show_splats_if_open(splats: str | None, is_open: bool):
+    """A new splat file (a run, a display change) reaches the viewer at once only while its tab is open."""
+    return splats if is_open and splats else gr.skip()
 
 
 @human_errors
@@ -465,6 +478,35 @@ PHONE_CSS = """
 
 # Previews run one at a time in the order they were asked for (an example click changes several inputs at
 # once; the preview of its final values must be the one left on screen); only the latest pending one runs.
+# Gradio 6's splat canvas (Canvas3DGS) disposes its renderer when it is removed but never stops its animation
+# loop, so every splat file shown leaves a loop drawing on a detached canvas. Losing the WebGL context of a canvas
+# that left the page turns those loops into no-ops.
+ORPHAN_CANVAS_JS = """
+if (!window.dvltOrphanCanvases) {
+window.dvltOrphanCanvases = true;
+new MutationObserver((records) => {
+  queueMicrotask(() => {
+    for (const record of records) {
+      for (const node of record.removedNodes) {
+        if (!(node instanceof Element)) continue;
+        const canvases = node.matches("canvas") ? [node] : Array.from(node.querySelectorAll("canvas"));
+        for (const canvas of canvases) {
+          if (canvas.isConnected || !canvas.dataset.dvltWebgl) continue;
+          canvas.getContext("webgl2")?.getExtension("WEBGL_lose_context")?.loseContext();
+        }
+      }
+    }
+  });
+}).observe(document.body, { childList: true, subtree: true });
+const getContext = HTMLCanvasElement.prototype.getContext;
+HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+  if (kind === "webgl2") this.dataset.dvltWebgl = "1";
+  return getContext.call(this, kind, ...rest);
+};
+}
+"""
+QUIET = {"show_progress": "hidden", "queue": False}  # instant UI-only events: no spinner, no queue slot
+SPLATS_TAB = "Splats"
 PREVIEW_QUEUE = {"concurrency_limit": 1, "concurrency_id": "preview", "trigger_mode": "always_last"}
 
 
@@ -480,7 +522,7 @@ def build_demo() -> gr.Blocks:
         )
         if LOAD_ERROR:
             gr.Markdown(f"### ⚠️ Model weights not loaded\n{LOAD_ERROR}", elem_id="load-error-banner")
-        gr.HTML(f"<style>{PHONE_CSS}</style>", elem_id="studio-style", padding=False)
+        gr.HTML(f"<style>{PHONE_CSS}</style>", elem_id="studio-style", padding=False, js_on_load=ORPHAN_CANVAS_JS)
         rec_state = gr.State(None)  # this session's SessionResult, for re-rendering and downloads
         sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
         with gr.Row():
@@ -544,7 +586,7 @@ def build_demo() -> gr.Blocks:
                 run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
                 gr.Markdown(LIMITS_LINE)
             with gr.Column(scale=6):
-                with gr.Tabs():
+                with gr.Tabs() as tabs:
                     with gr.Tab("3D scene"):
                         scene = gr.Model3D(
                             label="Point cloud and cameras (drag to orbit)",
@@ -603,8 +645,11 @@ def build_demo() -> gr.Blocks:
                             refine = gr.Checkbox(False, label="Refine cameras with bundle adjustment")
                             fmt_button = gr.Button("Prepare download")
                         fmt_file = gr.File(label="Export", elem_id="export-file")
-                    with gr.Tab("Splats"):
-                        splats = gr.Model3D(
+                    with gr.Tab(SPLATS_TAB):
+                        # The run and the display controls write the splat PLY to the hidden `splats` file (the
+                        # API's output); the viewer gets it only while its tab is open (show_splats_on_tab).
+                        splats = gr.File(visible=False)
+                        splat_view = gr.Model3D(
                             label="Gaussian splats (same filters as the point cloud; drag to orbit)",
                             height=520,
                             clear_color=(0.96, 0.96, 0.96, 1.0),
@@ -696,6 +741,9 @@ def build_demo() -> gr.Blocks:
             concurrency_id="model",
             show_progress_on=[estimate],  # one progress display, next to the button that was pressed
         )
+        splats_open = gr.State(False)
+        tabs.select(show_splats_on_tab, splats, [splat_view, splats_open], api_visibility="private", **QUIET)
+        splats.change(show_splats_if_open, [splats, splats_open], splat_view, api_visibility="private", **QUIET)
         shown = [scene, scene_info, downloads, splats, splat_info]
         conf.release(rerender, [rec_state, *display, *looks], shown, api_name="rerender")
         toggles = (show_cameras.input, mask_black.input, mask_white.input, views.input, drop_edges.input)

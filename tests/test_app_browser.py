@@ -227,6 +227,22 @@ def test_viewer_controls_and_splats(browser, app_url):
     page.locator("#splats").screenshot(path=str(ARTIFACTS / "splat-view.png"))
     assert_no_error(page)
 
+    # a display change made on the 3D scene tab reaches the splat viewer when its tab opens again, drawn at full
+    # size (gsplat sizes its canvas once per file: a file sent to the hidden tab used to leave it 0x0, blank)
+    assert page.evaluate("window.dvltOrphanCanvases === true")  # app.ORPHAN_CANVAS_JS is installed
+    shown = page.locator("#splats a[data-testid='model3d-download-link']").get_attribute("href")
+    page.get_by_role("tab", name="3D scene").click()
+    move_confidence_slider(page, 0.6)
+    page.get_by_role("tab", name="Splats").click()
+    page.wait_for_function(
+        "([shown]) => { const link = document.querySelector(\"#splats a[data-testid='model3d-download-link']\");"
+        " const canvas = document.querySelector('#splats canvas');"
+        " return link && link.getAttribute('href') !== shown && canvas && canvas.width > 100 && canvas.height > 100; }",
+        arg=[shown],
+        timeout=60_000,
+    )
+    assert_no_error(page)
+
     page.get_by_role("tab", name="3D scene").click()  # the Rerun recording, from the download list
     page.locator("#download-format input").click()
     page.get_by_role("option", name="Rerun recording (.rrd)").click()
