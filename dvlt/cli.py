@@ -350,16 +350,23 @@ def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> Non
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) until the block is done, so a folder is never created or swapped half-way; the
-    interrupt is delivered right after. Where signals cannot be masked (Windows, other threads) it does nothing."""
-    can_mask = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if not can_mask:
+    interrupt is raised right after, inside the caller's cleanup.
+
+    A Python-level handler, not a signal mask: the kernel may hand SIGINT to any thread (torch's, tqdm's), but
+    Python runs handlers in the main thread only. Outside the main thread (no handlers there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: held.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        if held and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
+        elif held and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 class SceneFolder(contextlib.AbstractContextManager):
