@@ -344,7 +344,7 @@ def show_splats_on_tab(splats: str | None, event: gr.SelectData):
     so a file sent while the tab is hidden draws into 0x0 and stays blank; the first opening could also lose the
     file in a race of Gradio's Model3D (its renderer chosen, the canvas never mounted)."""
     is_open = event.value == SPLATS_TAB
-    return (splats if is_open and splats else gr.skip()), is_open
+    return show_splats_if_open(splats, is_open), is_open
 
 
 def show_splats_if_open(splats: str | None, is_open: bool):
@@ -476,8 +476,6 @@ PHONE_CSS = """
 """
 
 
-# Previews run one at a time in the order they were asked for (an example click changes several inputs at
-# once; the preview of its final values must be the one left on screen); only the latest pending one runs.
 # Gradio 6's splat canvas (Canvas3DGS) disposes its renderer when it is removed but never stops its animation
 # loop, so every splat file shown leaves a loop drawing on a detached canvas. Losing the WebGL context of a canvas
 # that left the page turns those loops into no-ops.
@@ -507,6 +505,8 @@ HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
 """
 QUIET = {"show_progress": "hidden", "queue": False}  # instant UI-only events: no spinner, no queue slot
 SPLATS_TAB = "Splats"
+# Previews run one at a time in the order they were asked for (an example click changes several inputs at
+# once; the preview of its final values must be the one left on screen); only the latest pending one runs.
 PREVIEW_QUEUE = {"concurrency_limit": 1, "concurrency_id": "preview", "trigger_mode": "always_last"}
 
 
