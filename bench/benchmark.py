@@ -157,7 +157,12 @@ def main() -> None:
     side.add_argument("--reference-python", default=sys.executable, help="the reference venv's python")
     side.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT, help="the shared timing script")
     side.add_argument("--configs", default="4x504x12,2x504x12", help="views x longest side x K, comma-separated")
-    side.add_argument("--precisions", default="fp32,auto", help="our precisions to time against the reference")
+    side.add_argument(
+        "--precisions",
+        default="torch:fp32,torch:auto,openvino:fp32,openvino:auto",
+        help="ours to time against the reference: PRECISION or BACKEND:PRECISION (openvino, torch, auto)",
+    )
+    side.add_argument("--upstream-bf16", action="store_true", help="also time upstream with CPU bf16 autocast")
     side.add_argument("--isa", default="native,AVX512_CORE_BF16,AVX2", help="instruction-set rows (emulated)")
     side.add_argument("--pairs", type=int, default=3, help="rounds of reference, ours, ... (A B A B)")
     side.add_argument("--runs", type=int, default=1, help="timed forwards per process, after one warm-up")
@@ -274,7 +279,14 @@ def side_by_side_main(args: argparse.Namespace) -> None:
     if not args.reference_script.is_file():
         raise SystemExit(f"timing script not found: {args.reference_script} (give --reference-script)")
     device = "cpu" if args.device == "auto" else args.device
-    listed = programs(args.reference, args.reference_python, args.reference_script, args.precisions.split(","), device)
+    listed = programs(
+        args.reference,
+        args.reference_python,
+        args.reference_script,
+        args.precisions.split(","),
+        device,
+        args.upstream_bf16,
+    )
     isas = isa_rows(args.isa.split(",")) if device == "cpu" else ["native"]
     header = (
         f"Machine: {cpu_description()}; torch {torch.__version__} (ours), "

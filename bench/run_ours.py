@@ -29,10 +29,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--precision", default="fp32", help="fp32, bf16, int8 or auto")
+    parser.add_argument("--backend", default="auto", help="CPU runtime: auto, openvino or torch")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    model = synthetic_model(args.precision, args.device)
+    model = synthetic_model(args.precision, args.device, backend=args.backend)
     height, width = frame_size(args.size)
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(1, args.views, 3, height, width, generator=generator).to(args.device)
@@ -47,6 +48,7 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     print(
         f"ours views={args.views} {height}x{width} K={args.steps} precision={args.precision} "
+        f"runtime={model.runtime_name()} "
         f"dtype={str(model.compute_dtype()).removeprefix('torch.')} device={args.device} "
         f"threads={torch.get_num_threads()} median {statistics.median(times):.3f}s min {min(times):.3f}s"
     )

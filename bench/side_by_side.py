@@ -24,9 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dvlt.cpu import cpu_flags  # noqa: E402  (torch-free)
+from dvlt.cpu import bf16_rule, cpu_flags, peak_flops  # noqa: E402  (torch-free)
+from dvlt.estimate import network_flops  # noqa: E402  (torch-free)
 
 RUN_OURS = ROOT / "bench" / "run_ours.py"
+UPSTREAM_BF16 = ROOT / "bench" / "upstream_bf16.py"
 MEDIAN = re.compile(r"median ([0-9.]+)s")
 BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
 
@@ -77,7 +79,7 @@ def parse_configs(text: str) -> list[Config]:
 
 def isa_rows(requested: list[str]) -> list[str]:
     """The requested instruction-set rows that differ from this CPU's native one."""
-    flags = cpu_flags()
+    flags = cpu_flags("native")
     rows = []
     for isa in requested:
         if isa == "AVX512_CORE_BF16" and "amx_bf16" not in flags:
@@ -112,13 +114,23 @@ def run_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return float(found[-1]), usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
 
 
-def programs(reference: Path, reference_python: str, script: Path, precisions: list[str], device: str) -> list:
-    """The reference first, then ours in each precision."""
+def programs(
+    reference: Path, reference_python: str, script: Path, ours: list[str], device: str, upstream_bf16: bool = False
+) -> list:
+    """The reference in float32 first (what every ratio is against), optionally its bf16 autocast, then ours.
+
+    Each of `ours` is 'PRECISION' or 'BACKEND:PRECISION' (backend auto, openvino or torch; precision auto, fp32,
+    bf16 or int8).
+    """
     source = reference / "src" if (reference / "src" / "dvlt").is_dir() else reference
-    listed = [Program("upstream fp32", [reference_python, str(script), "--src", str(source), "--device", device])]
-    for precision in precisions:
-        command = [sys.executable, str(RUN_OURS), "--precision", precision, "--device", device]
-        listed.append(Program(f"ours {precision}", command))
+    upstream = [str(script), "--src", str(source), "--device", device]
+    listed = [Program("upstream fp32", [reference_python, *upstream])]
+    if upstream_bf16:
+        listed.append(Program("upstream bf16 autocast", [reference_python, str(UPSTREAM_BF16), *upstream]))
+    for spec in ours:
+        backend, _, precision = spec.rpartition(":")
+        command = [sys.executable, str(RUN_OURS), "--precision", precision, "--backend", backend or "auto"]
+        listed.append(Program(f"ours {spec}", [*command, "--device", device]))
     return listed
 
 
@@ -139,26 +151,36 @@ def measure(config: Config, isa: str, listed: list[Program], pairs: int, runs: i
     return fresh
 
 
+def roofline(config: Config, isa: str, name: str, seconds: float) -> str:
+    """'212 GFLOP/s, 64 % of bf16 peak': achieved rate (dvlt/estimate.py's FLOPs) against this CPU's nominal peak."""
+    rate = network_flops(config.views, *config.frame, config.steps) / seconds
+    precision = "bf16" if "bf16" in name else "fp32"
+    if name.endswith("auto"):  # what `auto` picks on the (emulated) CPU of this row
+        runtime = "PyTorch" if ":torch" in name or name.startswith("ours torch") else "OpenVINO"
+        precision = "bf16" if bf16_rule(cpu_flags(isa), runtime=runtime).bf16 else "fp32"
+    peak = peak_flops(precision, isa)
+    return f"{rate / 1e9:.0f} GFLOP/s, {100 * rate / peak:.0f} % of {precision} peak" if peak else f"{rate / 1e9:.0f}"
+
+
 def table_rows(config: Config, isa: str, measured: list[Program]) -> list[str]:
-    """Markdown rows: one per program of ours, against the reference of the same rounds."""
+    """Markdown rows: one per program after the float32 reference, each against it in the same rounds."""
     reference = measured[0]
     rows = []
-    for ours in measured[1:]:
+    for ours in measured:
         ratios = [r / o for r, o in zip(reference.seconds, ours.seconds)]
         rows.append(
             f"| {isa} | {config.views} | {config.frame[0]}×{config.frame[1]} | {config.steps} "
-            f"| {statistics.median(reference.seconds):.2f} | {ours.name.removeprefix('ours ')} "
-            f"| {statistics.median(ours.seconds):.2f} | **{statistics.median(ratios):.2f}×** "
+            f"| {ours.name} | {statistics.median(ours.seconds):.2f} | **{statistics.median(ratios):.2f}×** "
             f"({min(ratios):.2f}–{max(ratios):.2f}) | {min(reference.seconds) / min(ours.seconds):.2f}× "
-            f"| {max(reference.peaks):.2f} | {max(ours.peaks):.2f} | {len(ratios)} |"
+            f"| {roofline(config, isa, ours.name, min(ours.seconds))} | {max(ours.peaks):.2f} | {len(ratios)} |"
         )
     return rows
 
 
 HEADER = [
-    "| ISA limit | views | H×W | K | upstream fp32 s | ours | ours s | speed-up: median of rounds (min–max) "
-    "| speed-up of the fastest runs | upstream peak GiB | ours peak GiB | rounds |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| ISA limit | views | H×W | K | program | s (median) | speed-up vs upstream fp32: median of rounds (min–max) "
+    "| speed-up of the fastest runs | achieved (fastest run) | peak GiB | rounds |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 

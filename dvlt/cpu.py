@@ -20,9 +20,42 @@ def _cpuinfo_field(name: str) -> str | None:
     return None
 
 
-def cpu_flags() -> set[str]:
-    """CPU feature flags (empty where unavailable)."""
-    return set((_cpuinfo_field("flags") or "").split())
+# What an instruction-set limit (oneDNN's ONEDNN_MAX_CPU_ISA, which OpenVINO honours too) takes away.
+ISA_LIMITS = {
+    "AVX2": ("avx512", "amx"),
+    "AVX512_CORE": ("avx512_bf16", "avx512_vnni", "amx"),
+    "AVX512_CORE_VNNI": ("avx512_bf16", "amx"),
+    "AVX512_CORE_BF16": ("amx",),
+}
+
+
+def cpu_flags(isa: str | None = None) -> set[str]:
+    """CPU feature flags (empty where unavailable), less what the ISA limit (`isa`, else $ONEDNN_MAX_CPU_ISA) hides,
+    so that 'auto' under an emulated smaller CPU picks what that CPU would."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    limit = (isa if isa is not None else os.environ.get("ONEDNN_MAX_CPU_ISA", "")).upper()
+    hidden = ISA_LIMITS.get(limit, ())
+    return {flag for flag in flags if not flag.startswith(hidden)} if hidden else flags
+
+
+def peak_flops(precision: str, isa: str | None = None) -> float | None:
+    """Nominal peak FLOP/s of this CPU's cores in fp32 or bf16: cores x clock x FLOP per cycle of its vector or
+    matrix units (Intel AVX-512 servers: 2 FMA ports, 64 fp32 FLOP/cycle; AMD Zen 4: 32; AVX2: 32; AVX512-BF16
+    dot products: twice fp32; AMX: 1024 bf16). None where the clock is unknown."""
+    try:
+        mhz = float(_cpuinfo_field("cpu MHz") or 0)
+    except ValueError:
+        mhz = 0.0
+    if not mhz:
+        return None
+    flags = cpu_flags(isa)
+    amd = cpu_vendor() == "AuthenticAMD"
+    fp32 = (32 if amd else 64) if "avx512f" in flags else 32 if "avx2" in flags else 16
+    per_cycle = fp32
+    if precision == "bf16":
+        per_cycle = 1024 if "amx_bf16" in flags else 2 * fp32 if "avx512_bf16" in flags else fp32
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores * mhz * 1e6 * per_cycle
 
 
 def cpu_vendor() -> str:
@@ -52,13 +85,14 @@ class Bf16Rule:
     reason: str
 
 
-def bf16_rule(flags: set[str] | None = None, vendor: str | None = None) -> Bf16Rule:
-    """bf16 where this model measurably runs faster in it, from the CPU's flags and vendor.
+def bf16_rule(flags: set[str] | None = None, vendor: str | None = None, runtime: str = "PyTorch") -> Bf16Rule:
+    """bf16 where this model measurably runs faster in it, from the CPU's flags and vendor, per CPU runtime.
 
     Measured with alternating runs (docs/performance.md, "Precision"), 2-4 views at 378x504, K=12:
     - AMX tiles (Intel Sapphire Rapids and later): bf16 ~2.5x faster than fp32 -> bf16.
     - AMD with AVX512-BF16 (Zen 4 and later): bf16 1.4-1.5x faster -> bf16.
-    - Intel with AVX512-BF16 but no AMX: bf16 slower (11.8 s vs 6.9 s) -> fp32.
+    - Intel with AVX512-BF16 but no AMX: in PyTorch bf16 is slower (11.8 s vs 6.9 s) -> fp32; in OpenVINO,
+      whose bf16 kernels use the AVX512-BF16 dot products, bf16 is faster (emulated, see docs) -> bf16.
     - Anything else has no bf16 arithmetic (emulated AVX2: bf16 0.27x) -> fp32.
     """
     flags = cpu_flags() if flags is None else flags
@@ -67,6 +101,8 @@ def bf16_rule(flags: set[str] | None = None, vendor: str | None = None) -> Bf16R
         return Bf16Rule(True, "CPU has AMX")
     if "avx512_bf16" in flags and vendor == "AuthenticAMD":
         return Bf16Rule(True, "AMD CPU with AVX512-BF16")
+    if "avx512_bf16" in flags and runtime == "OpenVINO":
+        return Bf16Rule(True, "CPU with AVX512-BF16")
     if "avx512_bf16" in flags:
         return Bf16Rule(False, "AVX512-BF16 without AMX is faster in fp32")
     return Bf16Rule(False, "no bf16 units on this CPU")

@@ -12,6 +12,7 @@ import torch
 from .cpu import bf16_rule, cpu_model_name
 
 PRECISIONS = ("auto", "fp32", "bf16")
+BACKENDS = ("auto", "openvino", "torch")  # auto: OpenVINO on the CPU where it is installed, torch elsewhere
 
 
 def resolve_device(device_or_accelerator: Any = None) -> torch.device:
@@ -35,6 +36,15 @@ def requested_precision(precision: str | None = None) -> str:
     return precision
 
 
+def requested_backend(backend: str | None = None) -> str:
+    """The CPU backend asked for: an explicit 'openvino'/'torch' wins, else $DVLT_BACKEND, else 'auto'."""
+    if backend in (None, "auto"):
+        backend = os.environ.get("DVLT_BACKEND", "").strip().lower() or "auto"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
 def precision_name(precision: str | None, device_type: str) -> str:
     """'fp32' or 'bf16': what `precision` (None/'auto'/'fp32'/'bf16') means on this kind of device.
 
@@ -45,7 +55,7 @@ def precision_name(precision: str | None, device_type: str) -> str:
         return chosen
     if device_type == "cuda":
         return "bf16"
-    return "bf16" if bf16_rule().bf16 else "fp32"  # a rule on the CPU's flags and vendor, never a timing
+    return "bf16" if bf16_rule(runtime=cpu_runtime_name()).bf16 else "fp32"  # the CPU's flags, never a timing
 
 
 def precision_reason(precision: str | None, device_type: str) -> str:
@@ -55,7 +65,7 @@ def precision_reason(precision: str | None, device_type: str) -> str:
         return "set by DVLT_PRECISION" if precision in (None, "auto") else "as requested"
     if device_type == "cuda":
         return "GPU"
-    return bf16_rule().reason
+    return bf16_rule(runtime=cpu_runtime_name()).reason
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype:
@@ -66,13 +76,25 @@ def resolve_precision(precision: str | None, device: torch.device) -> torch.dtyp
     return torch.bfloat16 if name == "bf16" else torch.float32
 
 
+def cpu_runtime_name(backend: str | None = None) -> str:
+    """'OpenVINO' where the CPU path runs on it (installed and not switched off), else 'PyTorch'."""
+    if requested_backend(backend) == "torch":
+        return "PyTorch"
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "PyTorch"
+    return "OpenVINO"
+
+
 def describe_runtime(device_type: str, precision: str | None = None, threads: int | None = None) -> str:
-    """'CPU (AMD EPYC) · fp32 (no AMX on this CPU) · 2 threads': where and how the model runs."""
+    """'CPU (AMD EPYC) · OpenVINO · bf16 (AMD CPU with AVX512-BF16) · 2 threads': where and how the model runs."""
     name, reason = precision_name(precision, device_type), precision_reason(precision, device_type)
     if device_type == "cuda":
         return f"GPU · {name} ({reason})"
     threads = threads or torch.get_num_threads()
-    return f"CPU ({cpu_model_name()}) · {name} ({reason}) · {threads} thread{'s' if threads != 1 else ''}"
+    plural = "s" if threads != 1 else ""
+    return f"CPU ({cpu_model_name()}) · {cpu_runtime_name()} · {name} ({reason}) · {threads} thread{plural}"
 
 
 def autocast_for(device: torch.device, dtype: torch.dtype) -> ContextManager:

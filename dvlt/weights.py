@@ -92,9 +92,14 @@ def resolve_hub_file(repo: str, filename: str = DEFAULT_FILENAME, revision: str 
         ) from error
 
 
+def cache_root() -> Path:
+    """Where downloaded checkpoints and converted models are kept: $DVLT_CACHE, else ~/.cache/dvlt."""
+    return Path(os.environ.get("DVLT_CACHE") or Path.home() / ".cache" / "dvlt")
+
+
 def download_url(url: str, cache_dir: Path | None = None) -> Path:
     """Download an HTTP(S) checkpoint once into the cache directory and return its path."""
-    cache_dir = Path(cache_dir or os.environ.get("DVLT_CACHE", Path.home() / ".cache" / "dvlt"))
+    cache_dir = Path(cache_dir or cache_root())
     name = Path(urllib.parse.urlparse(url).path).name or DEFAULT_FILENAME
     target = cache_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     if target.exists():

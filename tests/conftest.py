@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import av
@@ -26,6 +30,12 @@ from dvlt.pipeline import Reconstruction  # noqa: E402
 from dvlt.preprocess import ViewTransform  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
+
+# One fresh cache for the whole run (the converted OpenVINO models), shared with the app and CLI subprocesses
+# through the environment: the first model converts, every later one only compiles, as after a restart.
+if "DVLT_CACHE" not in os.environ:
+    os.environ["DVLT_CACHE"] = tempfile.mkdtemp(prefix="dvlt-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DVLT_CACHE"], True)
 
 
 def write_frameless_video(path: Path) -> Path:

@@ -63,13 +63,19 @@ class DinoV2Encoder(nn.Module):
             self._pos_cache = {key: table}
         return table
 
-    def forward(self, images: Tensor) -> Tensor:
-        """images: (B, 3, H, W) ImageNet-normalised -> patch tokens (B, H/14 * W/14, dim)."""
-        grid_h = images.shape[-2] // self.patch_embed.proj.stride[0]
-        grid_w = images.shape[-1] // self.patch_embed.proj.stride[1]
+    def forward(self, images: Tensor, patch_pos: Tensor | None = None) -> Tensor:
+        """images: (B, 3, H, W) ImageNet-normalised -> patch tokens (B, H/14 * W/14, dim).
+
+        patch_pos: the patch grid's positional embedding (1, H/14, W/14, dim), by default
+        `positional_embedding`'s; passed in where the resize cannot be traced (OpenVINO export).
+        """
+        if patch_pos is None:
+            grid_h = images.shape[-2] // self.patch_embed.proj.stride[0]
+            grid_w = images.shape[-1] // self.patch_embed.proj.stride[1]
+            patch_pos = self.positional_embedding(grid_h, grid_w)[:, 1:].unflatten(1, (grid_h, grid_w))
         x = self.patch_embed(images)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        x = x + self.positional_embedding(grid_h, grid_w)
+        x = x + torch.cat((self.pos_embed[:, :1], patch_pos.flatten(1, 2)), dim=1)
         registers = self.register_tokens.expand(x.shape[0], -1, -1)
         x = torch.cat((x[:, :1], registers, x[:, 1:]), dim=1)
         for block in self.blocks:

@@ -65,10 +65,9 @@ def uv_grid(height: int, width: int, aspect: float, like: Tensor) -> Tensor:
     return torch.stack((u.expand(height, width), v[:, None].expand(height, width)))
 
 
-def with_uv(x: Tensor, aspect: float) -> Tensor:
-    """Append the 2 UV channels to a (V, C, h, w) feature map."""
-    uv = uv_grid(x.shape[-2], x.shape[-1], aspect, x)
-    return torch.cat((x, uv.expand(x.shape[0], -1, -1, -1)), dim=1)
+def append_uv(x: Tensor, uv: Tensor) -> Tensor:
+    """Append the 2 UV channels (2, h, w) to a (V, C, h, w) feature map."""
+    return torch.cat((x, uv.to(x.dtype).expand(x.shape[0], -1, -1, -1)), dim=1)
 
 
 class ResidualConvBlock(nn.Module):
@@ -119,15 +118,25 @@ class ConvDepthHead(TokenDecoder):
         """(V, P, 768) -> raw (V, 2, H, W) float32: log-depth and log-confidence."""
         _, patches = self.decode_tokens(x, rope)
         grid_h, grid_w = height // self.patch_size, width // self.patch_size
-        aspect = width / height  # of the full image, not of the feature map
         feat = patches.transpose(1, 2).reshape(x.shape[0], -1, grid_h, grid_w)
-        for stage in self.upsample_blocks:
-            feat = with_uv(feat, aspect)
+        return self.upsample(feat, self.uv_grids(height, width, feat))
+
+    def uv_grids(self, height: int, width: int, like: Tensor) -> list[Tensor]:
+        """The UV channels each stage appends, (2, h, w) at x1, x2, x4 the token grid, then at (H, W)."""
+        aspect = width / height  # of the full image, not of the feature map
+        grid_h, grid_w = height // self.patch_size, width // self.patch_size
+        sizes = [(grid_h << stage, grid_w << stage) for stage in range(len(self.upsample_blocks))]
+        return [uv_grid(h, w, aspect, like) for h, w in (*sizes, (height, width))]
+
+    def upsample(self, feat: Tensor, uv_grids: list[Tensor]) -> Tensor:
+        """Token map (V, 384, H/14, W/14) -> raw (V, 2, H, W); the output size is the last UV grid's."""
+        for stage, uv in zip(self.upsample_blocks, uv_grids):
+            feat = append_uv(feat, uv)
             for layer in stage:
                 feat = layer(feat)
-        feat = F.interpolate(feat, size=(height, width), mode="bilinear", align_corners=False)
-        feat = with_uv(feat, aspect)
-        with float32_region(x.device.type):
+        feat = F.interpolate(feat, size=uv_grids[-1].shape[-2:], mode="bilinear", align_corners=False)
+        feat = append_uv(feat, uv_grids[-1])
+        with float32_region(feat.device.type):
             return self.output_block(feat.to(self.output_block[0].weight.dtype))
 
 

@@ -26,7 +26,14 @@ from torch import Tensor, nn
 from ..cameras import Cameras
 from ..errors import InputError, StepsError
 from ..geometry import fit_cameras_from_rays, unproject_depth
-from ..runtime import autocast_for, prepare_for_inference, resolve_device, resolve_precision
+from ..runtime import (
+    autocast_for,
+    precision_name,
+    prepare_for_inference,
+    requested_backend,
+    resolve_device,
+    resolve_precision,
+)
 from ..weights import DEFAULT_FILENAME, DEFAULT_REPO, load_weights
 from .config import VALIDATED_STEPS, DVLTConfig
 from .encoder import DinoV2Encoder
@@ -71,11 +78,13 @@ class DVLT(nn.Module):
         precision: str = "auto",
         config: DVLTConfig | None = None,
         decode_chunk_views: int | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         self.config = config or DVLTConfig(img_size=img_size, inference_steps=inference_steps)
         cfg = self.config
         self.precision = precision
+        self.backend = requested_backend(backend)  # on CPU: 'auto' = OpenVINO where installed, else torch
         self._decode_chunk_views = decode_chunk_views  # None: 2 views per head pass on CPU, 16 on CUDA
         self.compiled_loop_step: Callable | None = None  # set by dvlt.model.compiled.use_compiled_loop_step
         self.compiled_loop_dtype = torch.float32
@@ -143,6 +152,29 @@ class DVLT(nn.Module):
             return torch.float32
         return resolve_precision(self.precision, device or self.device)
 
+    def cpu_backend(self):
+        """The OpenVINO backend this model runs on (`dvlt.model.openvino_backend`), or None for torch eager:
+        on the CPU, float32/bf16, unless backend='torch', OpenVINO is missing or the model did not convert.
+        A model whose weights the user cast (model.to(torch.bfloat16)) or gave a compiled loop step stays on torch."""
+        if self.device.type != "cpu" or self.precision == INT8 or self.compiled_loop_step is not None:
+            return None
+        if self.camera_token.dtype != torch.float32:
+            return None
+        from .openvino_backend import OpenVINOBackend, openvino_version
+
+        choice = requested_backend(self.backend)
+        if choice == "torch":
+            return None
+        if openvino_version() is None:
+            if choice == "openvino":
+                raise RuntimeError("backend='openvino' needs the openvino package: pip install openvino")
+            return None
+        return OpenVINOBackend.for_model(self, precision_name(self.precision, "cpu"))
+
+    def runtime_name(self) -> str:
+        """'OpenVINO' or 'PyTorch': what runs the network on this model's device now."""
+        return "OpenVINO" if self.cpu_backend() is not None else "PyTorch"
+
     def loop_block_pair(self) -> nn.Module:
         """The block pair the loop runs: the float one, or its int8 copy under precision='int8' on CPU."""
         pair = self.recurrent_blocks[0]
@@ -161,7 +193,13 @@ class DVLT(nn.Module):
         batch, views, _, height, width = images.shape
         flat = (images.reshape(batch * views, 3, height, width) - self.image_mean) / self.image_std
         z0 = self.patch_embed_encoder(flat.to(self.patch_embed_encoder.pos_embed.dtype))
-        camera_index = torch.ones(views, dtype=torch.long, device=images.device)
+        return self.with_special_tokens(z0, views)
+
+    def with_special_tokens(self, z0: Tensor, views: int) -> Tensor:
+        """Prepend the camera token (the first view's own, shared by the others) and the registers:
+        patch tokens (B*S, N, dim) -> (B*S, P, dim)."""
+        batch = z0.shape[0] // views
+        camera_index = torch.ones(views, dtype=torch.long, device=z0.device)
         camera_index[0] = 0  # the first view is the reference: world frame
         camera = self.camera_token[0, camera_index].repeat(batch, 1, 1)  # (B*S, 1, dim)
         registers = self.register_token[0].expand(batch * views, -1, -1)
@@ -175,12 +213,20 @@ class DVLT(nn.Module):
         Keys: rays (B,S,H,W,6), depth (B,S,H,W), depth_conf (B,S,H,W),
         world_points_direct (B,S,H,W,3) = origin + direction * depth, pose_enc (B,S,9).
         """
-        cfg = self.config
-        steps = check_steps(cfg.inference_steps if steps is None else steps, warn=False)
-        batch, views, _, height, width = images.shape
+        steps = check_steps(self.config.inference_steps if steps is None else steps, warn=False)
         report = progress or (lambda stage, done, total: None)
+        backend = self.cpu_backend()
+        if backend is None:
+            return self._forward(images, steps, report, None)
+        with torch.autocast(device_type="cpu", enabled=False):  # OpenVINO picks its own precision per op
+            return self._forward(images, steps, report, backend.session())
+
+    def _forward(self, images: Tensor, steps: int, report: ProgressHook, backend) -> dict[str, Tensor]:
+        """forward() on torch eager (backend None) or on an OpenVINO session."""
+        cfg = self.config
+        batch, views, _, height, width = images.shape
         report("encode", 0, 1)
-        x = self.tokens(images)
+        x = self.tokens(images) if backend is None else backend.tokens(images)
         positions = rope_positions(height // cfg.patch_size, width // cfg.patch_size, cfg.special_tokens, images.device)
         rope = rope_table(positions, cfg.embed_dim // cfg.num_heads, cfg.rope_frequency, torch.float32)
         report("encode", 1, 1)
@@ -188,7 +234,9 @@ class DVLT(nn.Module):
         block_pair = self.loop_block_pair()
         compiled = self.compiled_loop_step if batch == 1 else None
         for index, (t_now, t_next) in enumerate(step_schedule(steps)):
-            if compiled is None:
+            if backend is not None:
+                x = backend.step(x, *block_pair.gates(t_now, t_next), rope, views)
+            elif compiled is None:
                 x = block_pair(x, t_now, t_next, rope, views)
             else:  # ahead-of-time compiled step (see dvlt.model.compiled)
                 dtype = self.compiled_loop_dtype
@@ -196,20 +244,28 @@ class DVLT(nn.Module):
                 x = compiled(x.to(dtype), *gates, rope.cos, rope.sin)
             report("loop", index + 1, steps)
 
-        outputs = self.decode(x, rope, height, width, report)
+        heads = self.decode_views if backend is None else backend.decode_views
+        outputs = self.decode(x, rope, height, width, report, heads)
         return {key: value.reshape(batch, views, *value.shape[1:]) for key, value in outputs.items()}
 
-    def decode(self, x: Tensor, rope, height: int, width: int, report: ProgressHook) -> dict[str, Tensor]:
-        """Run the per-view heads on chunks of views so head memory stays bounded."""
+    def decode_views(self, views: Tensor, rope, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The dense heads on a few views (V, P, dim): rays (V, 6, H, W), raw depth (V, 2, H, W), camera tokens."""
+        rays, camera_tokens = self.ray_decoder(views, rope, height, width)
+        return rays, self.depth_decoder(views, rope, height, width), camera_tokens
+
+    def decode(
+        self, x: Tensor, rope, height: int, width: int, report: ProgressHook, heads: Callable | None = None
+    ) -> dict[str, Tensor]:
+        """Run the per-view heads (`decode_views` or a backend's) on chunks of views so head memory stays bounded."""
+        heads = heads or self.decode_views
         chunk = max(1, self.decode_chunk_views)
         total = x.shape[0]
         parts: dict[str, list[Tensor]] = {"rays": [], "raw_depth": [], "camera_tokens": []}
         report("decode", 0, total)
         for start in range(0, total, chunk):
-            views = x[start : start + chunk]
-            rays, camera_tokens = self.ray_decoder(views, rope, height, width)
+            rays, raw_depth, camera_tokens = heads(x[start : start + chunk], rope, height, width)
             parts["rays"].append(rays.permute(0, 2, 3, 1))  # (V, H, W, 6)
-            parts["raw_depth"].append(self.depth_decoder(views, rope, height, width))
+            parts["raw_depth"].append(raw_depth)
             parts["camera_tokens"].append(camera_tokens)
             report("decode", min(start + chunk, total), total)
         rays = torch.cat(parts["rays"]).float()
@@ -253,8 +309,9 @@ class DVLT(nn.Module):
             self.setup_test(accelerator)
         device = self.device
         images = images.to(device=device, dtype=torch.float32)
+        dtype = torch.float32 if self.cpu_backend() is not None else self.compute_dtype(device)  # OpenVINO: own
         with torch.inference_mode():
-            with autocast_for(device, self.compute_dtype(device)):
+            with autocast_for(device, dtype):
                 raw = self(images, steps, progress)
             with torch.autocast(device_type=device.type, enabled=False):
                 return self.postprocess(raw, height, width, steps)

@@ -1,0 +1,185 @@
+"""The network on OpenVINO's CPU runtime: converted once per checkpoint, compiled for this CPU, run by `DVLT.forward`.
+
+Why: on CPUs torch eager reaches ~60-70 % of the machine's peak; OpenVINO's CPU plugin fuses the
+attention, norms and residual scales into its matrix kernels and, in bf16, keeps softmax,
+normalisation and accumulation in float32, so it is both faster and closer to float32 than
+torch's bf16 autocast (docs/performance.md, "OpenVINO").
+
+    backend = OpenVINOBackend.for_model(model, "bf16")   # converts on first use, cached on disk
+    session = backend.session()                          # own infer requests: one per forward
+    x = session.tokens(images); x = session.step(x, ...); session.decode_views(...)
+
+The converted models are saved under `$DVLT_CACHE/openvino/` (see `dvlt.weights.cache_root`),
+keyed by the weights' digest, the OpenVINO version and `PARTS_FORMAT`, so a restart only compiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..weights import cache_root
+from .layers import RopeTable
+
+if TYPE_CHECKING:
+    from .network import DVLT
+
+PARTS = ("encoder", "loop", "rays", "depth")
+PARTS_FORMAT = 1  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
+# Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO").
+BF16_PARTS = ("encoder", "loop", "rays", "depth")
+_LOCK = threading.Lock()
+
+
+def openvino_version() -> str | None:
+    """The installed OpenVINO's version, or None when it is not installed (torch is used then)."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.get_version().split("-")[0]
+
+
+def weights_digest(model: DVLT) -> str:
+    """A digest of every tensor of the state dict: the converted models belong to exactly these weights."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def weights_version(model: DVLT) -> tuple:
+    """Cheap identity of the current weights (storage and in-place version of each tensor)."""
+    return tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+
+
+def converted_folder(model: DVLT, root: Path | None = None) -> Path:
+    """The folder holding the three parts as OpenVINO IR for `model`'s weights, converting them if missing."""
+    import openvino as ov
+
+    from .openvino_parts import export_parts
+
+    root = Path(root or cache_root() / "openvino")
+    folder = root / f"{openvino_version()}-f{PARTS_FORMAT}-{weights_digest(model)}"
+    if all((folder / f"{part}.xml").is_file() for part in PARTS):
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=root))
+    try:
+        # traced as plain float32 autograd-free graphs, whatever mode the caller is in
+        with torch.inference_mode(False), torch.no_grad(), torch.autocast("cpu", enabled=False):
+            with warnings.catch_warnings():  # torch.export's own deprecation notices, not the user's concern
+                warnings.simplefilter("ignore", FutureWarning)
+                for part, exported in export_parts(model).items():
+                    ov.save_model(ov.convert_model(exported), partial / f"{part}.xml", compress_to_fp16=False)
+        partial.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder left by an older interrupted run
+        try:
+            partial.rename(folder)
+        except OSError:  # another process finished the same conversion first
+            if not all((folder / f"{part}.xml").is_file() for part in PARTS):
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
+class OpenVINOBackend:
+    """The three parts compiled for this CPU in one precision ('fp32' or 'bf16')."""
+
+    def __init__(self, model: DVLT, folder: Path, precision: str, threads: int | None = None) -> None:
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        self.model = model
+        self.precision = precision
+        self.folder = folder
+        core = ov.Core()
+        threads = threads or torch.get_num_threads()
+        self.parts = {}
+        for part in PARTS:
+            inference = "bf16" if precision == "bf16" and part in BF16_PARTS else "f32"
+            config = {
+                hints.inference_precision: inference,
+                hints.performance_mode: hints.PerformanceMode.LATENCY,
+                props.inference_num_threads: threads,
+            }
+            self.parts[part] = core.compile_model(folder / f"{part}.xml", "CPU", config)
+
+    @classmethod
+    def for_model(cls, model: DVLT, precision: str) -> OpenVINOBackend | None:
+        """The backend for `model`'s current weights (kept on the model), or None where OpenVINO cannot run it."""
+        key = (weights_version(model), precision)
+        cached = model.__dict__.get("_openvino")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with _LOCK:
+            try:
+                backend = cls(model, converted_folder(model), precision)
+            except Exception as error:  # noqa: BLE001 - any conversion failure falls back to torch
+                warnings.warn(f"OpenVINO could not run the model ({error}); using PyTorch.", RuntimeWarning, 2)
+                backend = None
+            model.__dict__["_openvino"] = (key, backend)  # not a submodule: state_dict() stays the checkpoint's
+        return backend
+
+    def session(self) -> OpenVINOSession:
+        """Fresh infer requests for one forward pass (sessions may run in parallel threads)."""
+        return OpenVINOSession(self)
+
+
+def _array(tensor: Tensor) -> np.ndarray:
+    return tensor.detach().float().contiguous().numpy()
+
+
+class OpenVINOSession:
+    """One forward pass's calls into the compiled parts, in `DVLT.forward`'s terms."""
+
+    def __init__(self, backend: OpenVINOBackend) -> None:
+        self.model = backend.model
+        self.encoder = backend.parts["encoder"].create_infer_request()
+        self.rays = backend.parts["rays"].create_infer_request()
+        self.depth = backend.parts["depth"].create_infer_request()
+        # two requests used in turn: each step reads the other's output buffer in place (no copies)
+        self.loop = [backend.parts["loop"].create_infer_request() for _ in range(2)]
+        self.turn = 0
+
+    def tokens(self, images: Tensor) -> Tensor:
+        """(B, S, 3, H, W) in [0, 1] -> tokens with the special tokens prepended, (B*S, P, dim)."""
+        batch, views, _, height, width = images.shape
+        patch = self.model.patch_size
+        grid = (height // patch, width // patch)
+        pos = self.model.patch_embed_encoder.positional_embedding(*grid)[:, 1:].unflatten(1, grid)
+        z0 = [torch.from_numpy(self.encoder.infer([_array(item), _array(pos)])[0].copy()) for item in images.unbind(0)]
+        return self.model.with_special_tokens(torch.cat(z0), views)
+
+    def step(self, x: Tensor, frame_gates: Tensor, global_gates: Tensor, rope: RopeTable, views: int) -> Tensor:
+        """One loop step for every batch item: (B*S, P, dim) -> same."""
+        gates, tables = (_array(frame_gates), _array(global_gates)), (_array(rope.cos), _array(rope.sin))
+        outputs = []
+        for item in x.split(views):
+            request = self.loop[self.turn]
+            self.turn = 1 - self.turn
+            result = request.infer([item.numpy(), *gates, *tables], share_inputs=True, share_outputs=True)
+            outputs.append(torch.from_numpy(result[0]))
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def decode_views(self, x: Tensor, rope: RopeTable, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The dense heads on a few views (V, P, dim): rays (V, 6, H, W), raw depth (V, 2, H, W), camera tokens."""
+        patch, special = self.model.patch_size, self.model.config.special_tokens
+        patches = x[:, special:].unflatten(1, (height // patch, width // patch))
+        uv_grids = self.model.depth_decoder.uv_grids(height, width, x.float())
+        tokens: list[Any] = [_array(x[:, :special]), _array(patches)]
+        rays, camera_tokens = (torch.from_numpy(out.copy()) for out in self.rays.infer(tokens).values())
+        raw_depth = self.depth.infer([*tokens, *(_array(uv) for uv in uv_grids)])[0].copy()
+        return rays, torch.from_numpy(raw_depth), camera_tokens

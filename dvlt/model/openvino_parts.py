@@ -1,0 +1,122 @@
+"""The network as three exportable parts with tensor-only inputs, for a CPU inference runtime (OpenVINO).
+
+    EncoderPart  images (S, 3, H, W) in [0, 1], patch positions (1, H/14, W/14, 768) -> z0 (S, N, 768)
+    LoopStep     tokens (S, P, 768), gates, RoPE cos/sin                          -> tokens (S, P, 768)
+    RaysPart     special tokens (V, 5, 768), patch tokens (V, H/14, W/14, 768)
+                 -> rays (V, 6, H, W), camera tokens (V, 384)
+    DepthPart    the same tokens and the UV grids -> raw log-depth and log-confidence (V, 2, H, W)
+
+Views, token counts and the patch grid are dynamic. What `torch.export` cannot trace
+symbolically (the antialiased resize of the positional embedding, the UV grids' float aspect
+ratio) is computed by the caller and passed in; everything else is the network's own modules.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from .compiled import LoopStep
+from .layers import RopeTable, rope_positions, rope_table
+from .network import DVLT
+
+MAX_VIEWS = 256
+MAX_GRID = 128  # patches per side: 1792 px
+
+
+class EncoderPart(nn.Module):
+    """Normalise, run DINOv2 with a given patch positional embedding, return patch tokens."""
+
+    def __init__(self, model: DVLT) -> None:
+        super().__init__()
+        self.encoder = model.patch_embed_encoder
+        self.register_buffer("mean", model.image_mean.clone())
+        self.register_buffer("std", model.image_std.clone())
+
+    def forward(self, images: Tensor, patch_pos: Tensor) -> Tensor:
+        return self.encoder((images - self.mean) / self.std, patch_pos)
+
+
+class TokenGrid(nn.Module):
+    """Tokens from special tokens and a patch grid, with the grid's RoPE tables (what both heads start from)."""
+
+    def __init__(self, model: DVLT) -> None:
+        super().__init__()
+        self.config = model.config
+
+    def forward(self, special: Tensor, patches: Tensor) -> tuple[Tensor, RopeTable]:
+        cfg = self.config
+        positions = rope_positions(patches.shape[1], patches.shape[2], cfg.special_tokens, patches.device)
+        rope = rope_table(positions, cfg.embed_dim // cfg.num_heads, cfg.rope_frequency, torch.float32)
+        return torch.cat((special, patches.flatten(1, 2)), dim=1), rope
+
+
+class RaysPart(nn.Module):
+    """The ray head on a few views: rays (V, 6, H, W) and the camera tokens (V, 384)."""
+
+    def __init__(self, model: DVLT) -> None:
+        super().__init__()
+        self.tokens = TokenGrid(model)
+        self.ray_decoder = model.ray_decoder
+        self.patch_size = model.config.patch_size
+
+    def forward(self, special: Tensor, patches: Tensor) -> tuple[Tensor, Tensor]:
+        x, rope = self.tokens(special, patches)
+        return self.ray_decoder(x, rope, patches.shape[1] * self.patch_size, patches.shape[2] * self.patch_size)
+
+
+class DepthPart(nn.Module):
+    """The conv depth head on a few views: raw log-depth and log-confidence (V, 2, H, W)."""
+
+    def __init__(self, model: DVLT) -> None:
+        super().__init__()
+        self.tokens = TokenGrid(model)
+        self.depth_decoder = model.depth_decoder
+
+    def forward(self, special: Tensor, patches: Tensor, uv_grids: tuple[Tensor, ...]) -> Tensor:
+        x, rope = self.tokens(special, patches)
+        _, depth_tokens = self.depth_decoder.decode_tokens(x, rope)
+        feat = depth_tokens.transpose(1, 2).reshape(patches.shape[0], -1, patches.shape[1], patches.shape[2])
+        return self.depth_decoder.upsample(feat, list(uv_grids))
+
+
+def export_parts(model: DVLT) -> dict[str, torch.export.ExportedProgram]:
+    """torch.export of the three parts of a float32 copy of `model`, with dynamic views, tokens and grid."""
+    from .compiled import example_inputs
+
+    float32 = all(p.dtype == torch.float32 for p in model.parameters())
+    net = model if float32 else copy.deepcopy(model).float()  # no copy of the usual float32 model
+    cfg, grid = net.config, (4, 5)
+    views_dim = torch.export.Dim("views", min=1, max=MAX_VIEWS)
+    grid_h, grid_w = torch.export.Dim("grid_h", min=2, max=MAX_GRID), torch.export.Dim("grid_w", min=2, max=MAX_GRID)
+    tokens_dim = torch.export.Dim("tokens", min=6, max=cfg.special_tokens + MAX_GRID**2)
+    patch = cfg.patch_size
+    images = torch.rand(2, 3, grid[0] * patch, grid[1] * patch)
+    patch_pos = torch.zeros(1, *grid, cfg.embed_dim)
+    special, patches = torch.zeros(2, cfg.special_tokens, cfg.embed_dim), torch.zeros(2, *grid, cfg.embed_dim)
+    uv_grids = net.depth_decoder.uv_grids(grid[0] * patch, grid[1] * patch, patches)
+    uv_dims = [{1: grid_h * (1 << stage), 2: grid_w * (1 << stage)} for stage in range(len(uv_grids) - 1)]
+    uv_dims.append({1: grid_h * patch, 2: grid_w * patch})
+    with torch.no_grad():
+        return {
+            "encoder": torch.export.export(
+                EncoderPart(net),
+                (images, patch_pos),
+                dynamic_shapes=({0: views_dim, 2: grid_h * patch, 3: grid_w * patch}, {1: grid_h, 2: grid_w}),
+            ),
+            "loop": torch.export.export(
+                LoopStep(net.recurrent_blocks[0]),
+                example_inputs(net, views=2, grid=grid),
+                dynamic_shapes=({0: views_dim, 1: tokens_dim}, None, None, {0: tokens_dim}, {0: tokens_dim}),
+            ),
+            "rays": torch.export.export(
+                RaysPart(net), (special, patches), dynamic_shapes=({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w})
+            ),
+            "depth": torch.export.export(
+                DepthPart(net),
+                (special, patches, tuple(uv_grids)),
+                dynamic_shapes=({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w}, tuple(uv_dims)),
+            ),
+        }
