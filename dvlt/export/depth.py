@@ -65,13 +65,13 @@ def to_photo_frame(
 def depth_png(depth: np.ndarray) -> Image.Image:
     """16-bit PNG image of a depth map: value = round(depth x PNG_SCALE); 0 = unknown, which is also what
     depths beyond PNG_MAX_DEPTH become (count them with `too_deep`)."""
-    values = np.round(np.asarray(depth, dtype=np.float64) * PNG_SCALE)
+    values = np.round(np.asarray(depth) * PNG_SCALE)
     return Image.fromarray(np.where((values > 0) & (values <= PNG_MAX), values, 0).astype(np.uint16))
 
 
 def too_deep(depth: np.ndarray) -> int:
     """Number of pixels of `depth` a depth PNG cannot hold (they are written as 0)."""
-    return int((np.round(np.asarray(depth, dtype=np.float64) * PNG_SCALE) > PNG_MAX).sum())
+    return int((np.round(np.asarray(depth) * PNG_SCALE) > PNG_MAX).sum())
 
 
 def photo_depth(rec: Reconstruction, index: int, transform: ViewTransform, size: tuple[int, int]) -> np.ndarray:
