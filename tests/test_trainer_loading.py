@@ -65,7 +65,13 @@ def graphdeco_load_ply(path: Path, max_sh_degree: int = 3) -> dict[str, np.ndarr
 
 def test_splats_load_in_graphdeco_at_its_default_sh_degree(scene, tmp_path):
     rec, _ = scene
-    loaded = graphdeco_load_ply(write_splats(rec, tmp_path / "splats.ply", ALL))
+    path = write_splats(rec, tmp_path / "splats.ply", ALL)
+    loaded = graphdeco_load_ply(path)
+    # gsplat's exporter (splat2ply_bytes) writes the same fields, without the normals, at SH degree 3
+    gsplat_layout = ["x", "y", "z", *[f"f_dc_{j}" for j in range(3)], *[f"f_rest_{j}" for j in range(45)], "opacity"]
+    gsplat_layout += [f"scale_{j}" for j in range(3)] + [f"rot_{j}" for j in range(4)]
+    names = [p.name for p in PlyData.read(str(path)).elements[0].properties if p.name not in ("nx", "ny", "nz")]
+    assert names == gsplat_layout
     points = select_points(rec, ALL)
     assert loaded["xyz"].shape == (len(points), 3) and np.abs(loaded["xyz"] - points.xyz).max() == 0
     assert loaded["rest"].shape == (len(points), 3, 15) and not loaded["rest"].any()  # view-independent colour
