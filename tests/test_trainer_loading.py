@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pycolmap
 import pytest
 import sphere_scene as known
+from conftest import ROOT
 from PIL import Image
 from plyfile import PlyData
 from sphere_scene import sphere_scene
@@ -162,7 +165,7 @@ def deep_scene(factor: float):
 
 
 def test_nerfstudio_and_instant_ngp_read_a_deep_scene_right(tmp_path):
-    factor = 20.0  # the scene reaches about 95 units: x1000 would clip 73 % of its pixels at 65535
+    factor = 20.0  # the scene reaches about 116 units: x1000 could not hold most of its depths
     rec, truth = deep_scene(factor)
     messages: list[str] = []
     written = export_all(rec, tmp_path, ["nerfstudio", "depth"], ALL, log=messages.append)
@@ -200,6 +203,33 @@ def test_depth_pngs_never_hold_a_clipped_value_silently(tmp_path):
         assert (png[deep] == 0).all() and (png[~deep & (exact < 60)] > 0).all()  # too deep: 0, never 65.535
         total_deep += int(deep.sum())
     assert total_deep > 0 and len(messages) == 1 and f"{total_deep:,} of" in messages[0]
+
+
+def test_dvlt_export_says_what_it_did_to_a_deep_scene(tmp_path):
+    rec, _ = deep_scene(20.0)
+    npz = rec.to_npz(tmp_path / "deep.npz")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dvlt",
+            "export",
+            str(npz),
+            "--out",
+            str(tmp_path / "X"),
+            "--formats",
+            "nerfstudio,depth",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    deepest = float(rec.depth[rec.valid].max())  # about 116 units
+    scale = math.floor(65.535 / deepest * 1000) / 1000  # three significant digits, rounded down: it fits
+    assert f"up to {deepest:.4g} units deep" in result.stderr and f"this export is scaled by {scale:g}" in result.stderr
+    assert "Depth PNGs:" in result.stderr and "(unknown) there; the .npy files hold every depth" in result.stderr
 
 
 # ---------------------------------------------------------------------------- refine + centred cameras
