@@ -42,7 +42,7 @@ FORMATS: dict[str, tuple[str, Writer]] = {
         lambda r, d, o, log: write_splats(r, d / SPLAT_NAME, o),
     ),
     "colmap": (
-        "colmap/: images + sparse/0 model with multi-view tracks (3DGS, gsplat, nerfstudio)",
+        "colmap/: images, images_2/4/8, sparse/0 model of multi-view tracks (3DGS, gsplat, nerfstudio, COLMAP)",
         lambda r, d, o, log: write_colmap(r, d / "colmap", o).parent.parent,
     ),
     "nerfstudio": (
