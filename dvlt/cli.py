@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -253,6 +253,16 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
     )
     add_point_filter_arguments(exp)
     exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def export_reporter(name: str, show: bool) -> Callable[[str], None]:
+    """A log for one scene's exports (a rescaled scene, clipped depths): printed above the progress bars."""
+
+    def report(message: str) -> None:
+        if show:
+            tqdm.write(f"{name}: {message}", file=sys.stderr)
+
+    return report
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -502,7 +512,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                     else:
                         rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
                     with SceneFolder(args.out / name) as folder:
-                        written = export_all(rec, folder, args.formats, options)
+                        written = export_all(rec, folder, args.formats, options, log=export_reporter(name, show))
                     written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
                 if not window:
                     height, width = rec.size

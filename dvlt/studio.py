@@ -366,7 +366,7 @@ def scene_options(
 def render_splats(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
     """Write the Gaussian-splat PLY the viewer shows (same filters as the point cloud) and describe it."""
     start = time.perf_counter()
-    path = write_splats(rec, directory / f"splats-{uuid.uuid4().hex[:8]}.ply", options)
+    path = write_splats(rec, directory / f"splats-{uuid.uuid4().hex[:8]}.ply", options, rest=False)  # DC only
     took = time.perf_counter() - start
     gaussians = len(select_points(rec, options))
     return path, f"**Splats {human_size(path.stat().st_size)}** · {gaussians:,} Gaussians · built in {took:.2f} s"

@@ -13,6 +13,7 @@ import trimesh
 from conftest import ALOE, GOLDEN, ROOT, WHALE, known_scene
 from PIL import Image
 from safetensors.torch import load_file
+from sphere_scene import sphere_scene
 
 from dvlt.export import FORMATS, export_all, write_colmap, write_nerfstudio, write_ply
 from dvlt.inputs import load_sequence
@@ -40,7 +41,11 @@ def test_colmap_model_reads_back_and_reprojects(aloe, tmp_path, kind):
     sparse = write_colmap(aloe, tmp_path / "colmap", OPTIONS)
     model = read_model(sparse, kind)
     points = select_points(aloe, OPTIONS)
-    assert (len(model.cameras), len(model.images), len(model.points3D)) == (2, 2, len(points))
+    # the synthetic weights' two views rarely agree on depth, so few points (or none) reach COLMAP's two-image
+    # minimum here; test_export_formats.py checks multi-view tracks on a scene with known geometry
+    assert (len(model.cameras), len(model.images)) == (2, 2) and len(model.points3D) <= len(points)
+    assert all(point.track.length() >= 2 for point in model.points3D.values())  # COLMAP's invariant
+    assert len(trimesh.load(sparse / "points3D.ply").vertices) == len(points)  # the 3DGS seed keeps them all
     for image in model.images.values():
         photo = Image.open(tmp_path / "colmap" / "images" / image.name)
         assert (
@@ -62,8 +67,8 @@ def test_colmap_model_reads_back_and_reprojects(aloe, tmp_path, kind):
             x, y = np.floor(observed).astype(int)
             color_gaps.append(np.abs(photos[image.image_id][y, x] - point.color).mean())
         assert abs(point.error - np.mean(errors[-point.track.length() :])) < 1e-3  # points3D errors filled in
-    assert max(errors) < 1.0  # every observation lands within 1 px of where the point projects
-    assert np.median(color_gaps) < 12  # ...and that pixel of the original photo has the point's colour
+    assert all(error < 1.0 for error in errors)  # every observation lands within 1 px of where the point projects
+    assert not color_gaps or np.median(color_gaps) < 12  # ...and that pixel of the photo has the point's colour
 
 
 def test_colmap_round_trip_of_known_cameras(tmp_path):
@@ -124,13 +129,18 @@ def test_depth_maps_and_npz(aloe, tmp_path):
     assert again.transforms == aloe.transforms
 
 
-def test_exports_work_from_a_saved_npz_without_photos(aloe, tmp_path):
+def test_exports_work_from_a_saved_npz_without_photos(tmp_path):
     """An .npz from the app has no original photos: exports fall back to the model's crops."""
-    again = Reconstruction.from_npz(aloe.to_npz(tmp_path / "p.npz"))
+    rec, _ = sphere_scene(with_photos=False)
+    again = Reconstruction.from_npz(rec.to_npz(tmp_path / "p.npz"))
     model = read_model(write_colmap(again, tmp_path / "colmap", OPTIONS), "binary")
-    image = next(iter(model.images.values()))
-    point = model.points3D[image.points2D[0].point3D_id]
-    assert np.linalg.norm(image.project_point(point.xyz) - image.points2D[0].xy) < 1.0
+    assert model.num_points3D() > 1000
+    for image in model.images.values():
+        camera = model.cameras[image.camera_id]
+        assert (camera.width, camera.height) == Image.open(tmp_path / "colmap" / "images" / image.name).size  # crops
+        for observation in image.get_observation_points2D()[::50]:
+            point = model.points3D[observation.point3D_id]
+            assert np.linalg.norm(image.project_point(point.xyz) - observation.xy) < 1.0
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -169,7 +179,9 @@ def test_cli_writes_every_format(checkpoint_dir, tmp_path):
             "predictions.npz",
             "scene.rrd",
         }
-        assert len(read_model(out / "colmap" / "sparse" / "0", "binary").points3D) > 1000
+        model = read_model(out / "colmap" / "sparse" / "0", "binary")  # synthetic weights: few multi-view points
+        assert all(point.track.length() >= 2 for point in model.points3D.values()) and model.num_images() >= 1
+        assert len(trimesh.load(out / "colmap" / "sparse" / "0" / "points3D.ply").vertices) > 1000
     assert "%" in result.stderr  # tqdm progress
 
 

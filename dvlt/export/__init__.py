@@ -25,38 +25,41 @@ from .refine import RefineReport, refine_cameras
 from .rerun import write_rerun
 from .splat import SPLAT_NAME, splat_ply_path, write_splats
 
-Writer = Callable[[Reconstruction, Path, SceneOptions], Path]
+Writer = Callable[[Reconstruction, Path, SceneOptions, Log], Path]
 
-# format name -> (what it writes, writer(rec, output directory, options) -> written path)
+# format name -> (what it writes, writer(rec, output directory, options, log) -> written path)
 FORMATS: dict[str, tuple[str, Writer]] = {
     "glb": (
         "scene.glb: point cloud + camera frustums for glTF viewers",
-        lambda r, d, o: write_glb(r, d / "scene.glb", o).path,
+        lambda r, d, o, log: write_glb(r, d / "scene.glb", o).path,
     ),
     "ply": (
         "points.ply: binary PLY with normals, colour and confidence",
-        lambda r, d, o: write_point_cloud(r, d / "points.ply", o),
+        lambda r, d, o, log: write_point_cloud(r, d / "points.ply", o),
     ),
     "splat": (
         f"{SPLAT_NAME}: Gaussian splats in the INRIA 3DGS PLY layout",
-        lambda r, d, o: write_splats(r, d / SPLAT_NAME, o),
+        lambda r, d, o, log: write_splats(r, d / SPLAT_NAME, o),
     ),
     "colmap": (
-        "colmap/: images + sparse/0 model with multi-view tracks (3DGS, gsplat, nerfstudio)",
-        lambda r, d, o: write_colmap(r, d / "colmap", o).parent.parent,
+        "colmap/: images, images_2/4/8, sparse/0 model of multi-view tracks (3DGS, gsplat, nerfstudio, COLMAP)",
+        lambda r, d, o, log: write_colmap(r, d / "colmap", o).parent.parent,
     ),
     "nerfstudio": (
         "nerfstudio/: images + depth + transforms.json + PLY (nerfstudio, instant-ngp)",
-        lambda r, d, o: write_nerfstudio(r, d / "nerfstudio", o).parent,
+        lambda r, d, o, log: write_nerfstudio(r, d / "nerfstudio", o, log).parent,
     ),
     "depth": (
         "depth/: 16-bit PNG (x1000) and float32 .npy depth + confidence per view",
-        lambda r, d, o: write_depth_maps(r, d / "depth"),
+        lambda r, d, o, log: write_depth_maps(r, d / "depth", log),
     ),
-    "npz": ("predictions.npz: raw depth, confidence, points, cameras", lambda r, d, o: r.to_npz(d / "predictions.npz")),
+    "npz": (
+        "predictions.npz: raw depth, confidence, points, cameras",
+        lambda r, d, o, log: r.to_npz(d / "predictions.npz"),
+    ),
     "rerun": (
         "scene.rrd: Rerun recording, cameras with image/depth/confidence + points (needs rerun-sdk)",
-        lambda r, d, o: write_rerun(r, d / "scene.rrd", o),
+        lambda r, d, o, log: write_rerun(r, d / "scene.rrd", o),
     ),
 }
 OPTIONAL_FORMATS = {"rerun": "rerun"}  # format -> module it needs; 'all' skips the ones not installed
@@ -95,7 +98,7 @@ def export_all(
     directory.mkdir(parents=True, exist_ok=True)
     formats = list(formats)
     adjusted = adjust_cameras(rec, cameras, options, log) if cameras != CameraOptions() else rec
-    return {name: FORMATS[name][1](rec if name == "npz" else adjusted, directory, options) for name in formats}
+    return {name: FORMATS[name][1](rec if name == "npz" else adjusted, directory, options, log) for name in formats}
 
 
 def zip_directory(directory: str | Path, archive: str | Path) -> Path:

@@ -4,13 +4,21 @@ One PINHOLE camera per view in the photo's own pixels (preprocessing resize,
 crop and padding undone; views with identical intrinsics and size share one),
 the world-to-camera quaternion + translation, and 3D points from confident
 pixels with multi-view tracks (`tracks.py`) and their mean reprojection error.
-Images are written to `images/` under the names the model refers to; the model
-goes to `sparse/0/`, with `points3D.ply` (normals included) beside it, which the
-reference 3DGS trainer reads instead of converting points3D.bin.
+points3D.bin/.txt hold only points seen by at least MIN_TRACK_LENGTH images, as
+COLMAP's own models do (its bundle adjuster refuses a point with a one-image
+track); `points3D.ply` beside them (normals included), which the reference 3DGS
+trainer reads instead of converting points3D.bin, keeps every point.
+
+The folder is laid out like `ns-process-data`'s output, so every trainer loads it
+at its default paths: `images/` under the names the model refers to,
+`images_2/`, `images_4/`, `images_8/` (`images.py`), the model in `sparse/0/`
+(graphdeco 3DGS, gsplat, COLMAP) and a binary copy in `colmap/sparse/0/`
+(nerfstudio's ColmapDataParser default `colmap_path`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +27,13 @@ import numpy as np
 
 from ..records import Reconstruction
 from ..scene import PointSet, SceneOptions, normals_of, select_points
-from .images import ExportView, write_view_images
+from .images import ExportView, write_downscaled_images, write_view_images
 from .ply import write_ply
 from .tracks import Tracks, build_tracks, reprojection_errors
 
 PINHOLE_MODEL_ID = 1
+MIN_TRACK_LENGTH = 2  # COLMAP's invariant: a 3D point is observed by at least two images
+NERFSTUDIO_SPARSE = Path("colmap") / "sparse" / "0"  # ColmapDataParserConfig.colmap_path's default
 
 
 def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
@@ -89,10 +99,18 @@ class SparseModel:
         return np.argsort(self.tracks.point, kind="stable")
 
 
-def sparse_model(rec: Reconstruction, views: list[ExportView], options: SceneOptions) -> SparseModel:
-    """Select points, build their tracks and errors."""
-    points = select_points(rec, options)
+def subset_points(points: PointSet, tracks: Tracks, keep: np.ndarray) -> tuple[PointSet, Tracks]:
+    """The points where `keep` (N,) is true and their observations, renumbered in order."""
+    renumber = np.cumsum(keep) - 1
+    observed = keep[tracks.point]
+    subset = PointSet(*(getattr(points, field.name)[keep] for field in dataclasses.fields(PointSet)))
+    return subset, Tracks(renumber[tracks.point[observed]], tracks.view[observed], tracks.xy[observed])
+
+
+def sparse_model(rec: Reconstruction, views: list[ExportView], points: PointSet) -> SparseModel:
+    """The model of `points` seen by at least MIN_TRACK_LENGTH views: their tracks and errors."""
     tracks = build_tracks(rec, points, views)
+    points, tracks = subset_points(points, tracks, tracks.lengths(len(points)) >= MIN_TRACK_LENGTH)
     _, errors = reprojection_errors(points, tracks, views)
     return SparseModel(views, points, tracks, errors)
 
@@ -191,18 +209,25 @@ def write_binary(directory: Path, model: SparseModel) -> None:
         out.write(b"".join(chunks))
 
 
-def write_sparse(directory: Path, model: SparseModel, normals: np.ndarray | None = None) -> Path:
-    """Write the text and binary model (and points3D.ply) into `directory`."""
+def write_sparse(directory: Path, model: SparseModel) -> Path:
+    """Write the text and binary model into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     write_text(directory, model)
     write_binary(directory, model)
-    write_ply(model.points, directory / "points3D.ply", normals)
     return directory
 
 
 def write_colmap(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
-    """Write images/ and sparse/0/ (both text and binary files) under `directory`; returns sparse/0."""
+    """Write images/, images_2|4|8/, sparse/0/ (text and binary, points3D.ply) and colmap/sparse/0/ (binary)
+    under `directory`; returns sparse/0."""
     directory = Path(directory)
     views = write_view_images(rec, directory / "images")
-    model = sparse_model(rec, views, options)
-    return write_sparse(directory / "sparse" / "0", model, normals_of(rec, model.points))
+    write_downscaled_images(views, directory)
+    points = select_points(rec, options)
+    model = sparse_model(rec, views, points)
+    sparse = write_sparse(directory / "sparse" / "0", model)
+    write_ply(points, sparse / "points3D.ply", normals_of(rec, points))
+    nerfstudio = directory / NERFSTUDIO_SPARSE
+    nerfstudio.mkdir(parents=True, exist_ok=True)
+    write_binary(nerfstudio, model)
+    return sparse

@@ -1,7 +1,11 @@
 """Per-view z-depth and confidence at each photo's own resolution.
 
 `<name>.png` is 16-bit depth x 1000 (millimetres when the scene unit is a metre;
-0 = no depth), `<name>.npy` float32 depth and `<name>_conf.npy` confidence. Depth
+0 = no depth), `<name>.npy` float32 depth and `<name>_conf.npy` confidence. A
+16-bit PNG holds depths up to 65.535 units: deeper pixels are written as 0
+(unknown, never a wrong near value) and the export says how many; the .npy
+files hold every depth. (The nerfstudio export scales its whole scene instead,
+so its PNGs lose nothing: `nerfstudio.py`.) Depth
 is z-depth (distance along the camera's optical axis, not along the ray). Pixels
 the model never saw (cropped borders) are 0. The model's scene unit is its own;
 scale it if you know a real distance.
@@ -12,6 +16,7 @@ canvas (resize scale, crop and padding), so the maps carry no sub-pixel shift.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +26,9 @@ from ..records import Reconstruction, ViewTransform
 from .images import export_views
 
 PNG_SCALE = 1000.0  # PNG value = depth x PNG_SCALE; nerfstudio's depth_unit_scale_factor 1e-3 undoes it
+PNG_MAX = 65535  # the largest 16-bit value
+PNG_MAX_DEPTH = PNG_MAX / PNG_SCALE  # 65.535 scene units
+Log = Callable[[str], None]
 EDGE_RATIO = 1.05  # neighbours further apart than this (max/min) are a depth edge: take the nearest, don't blend
 
 
@@ -55,8 +63,15 @@ def to_photo_frame(
 
 
 def depth_png(depth: np.ndarray) -> Image.Image:
-    """16-bit PNG image of a depth map: value = round(depth x PNG_SCALE), clipped to 0..65535 (0 = unknown)."""
-    return Image.fromarray(np.clip(np.round(depth * PNG_SCALE), 0, 65535).astype(np.uint16))
+    """16-bit PNG image of a depth map: value = round(depth x PNG_SCALE); 0 = unknown, which is also what
+    depths beyond PNG_MAX_DEPTH become (count them with `too_deep`)."""
+    values = np.round(np.asarray(depth) * PNG_SCALE)
+    return Image.fromarray(np.where((values > 0) & (values <= PNG_MAX), values, 0).astype(np.uint16))
+
+
+def too_deep(depth: np.ndarray) -> int:
+    """Number of pixels of `depth` a depth PNG cannot hold (they are written as 0)."""
+    return int((np.round(np.asarray(depth) * PNG_SCALE) > PNG_MAX).sum())
 
 
 def photo_depth(rec: Reconstruction, index: int, transform: ViewTransform, size: tuple[int, int]) -> np.ndarray:
@@ -64,10 +79,12 @@ def photo_depth(rec: Reconstruction, index: int, transform: ViewTransform, size:
     return to_photo_frame(rec.depth[index], transform, size, EDGE_RATIO)
 
 
-def write_depth_maps(rec: Reconstruction, directory: str | Path) -> Path:
-    """Write depth PNG/NPY and confidence NPY per view into `directory`."""
+def write_depth_maps(rec: Reconstruction, directory: str | Path, log: Log = print) -> Path:
+    """Write depth PNG/NPY and confidence NPY per view into `directory`; says how many pixels were too deep
+    for the PNGs, if any."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    dropped, total = 0, 0
     for index, view in enumerate(export_views(rec)):
         depth = photo_depth(rec, index, view.transform, view.image.size)
         conf = to_photo_frame(rec.confidence[index], view.transform, view.image.size)
@@ -75,4 +92,10 @@ def write_depth_maps(rec: Reconstruction, directory: str | Path) -> Path:
         depth_png(depth).save(directory / f"{stem}.png")
         np.save(directory / f"{stem}.npy", depth)
         np.save(directory / f"{stem}_conf.npy", conf)
+        dropped, total = dropped + too_deep(depth), total + int((depth > 0).sum())
+    if dropped:
+        log(
+            f"Depth PNGs: {dropped:,} of {total:,} pixels ({100 * dropped / total:.1f} %) are deeper than "
+            f"{PNG_MAX_DEPTH:g} scene units and are 0 (unknown) there; the .npy files hold every depth."
+        )
     return directory

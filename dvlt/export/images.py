@@ -11,6 +11,7 @@ from PIL import Image
 from ..records import Reconstruction, ViewTransform
 
 KEEP_SUFFIXES = (".jpg", ".jpeg", ".png")  # other formats are written as PNG
+DOWNSCALE_FACTORS = (2, 4, 8)  # images_2/, images_4/, images_8/ as ns-process-data writes them
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,25 @@ def write_images(views: list[ExportView], directory: Path) -> None:
             view.image.convert("RGB").save(target, quality=95)
         else:
             view.image.save(target)
+
+
+def downscaled(image: Image.Image, factor: int) -> Image.Image:
+    """`image` shrunk by exactly `factor`: floor(w / factor) x floor(h / factor) pixels, each the mean of a
+    factor x factor block (the < factor leftover columns and rows are dropped), so photo position x is
+    x / factor here, which is what trainers assume when they divide fx, fy, cx, cy by the factor."""
+    width, height = image.width // factor, image.height // factor
+    box = (0, 0, width * factor, height * factor)
+    return image.resize((width, height), Image.Resampling.BOX, box=box)
+
+
+def write_downscaled_images(views: list[ExportView], directory: Path, factors=DOWNSCALE_FACTORS) -> None:
+    """Save images_<factor>/<name> for each factor that leaves every image at least one pixel
+    (gsplat's --data_factor, nerfstudio's downscale_factor)."""
+    for factor in factors:
+        if min(min(view.image.size) for view in views) < factor:
+            continue
+        shrunk = [ExportView(v.name, downscaled(v.image, factor), v.transform, v.intrinsics, v.c2w) for v in views]
+        write_images(shrunk, directory / f"images_{factor}")
 
 
 def write_view_images(rec: Reconstruction, directory: Path) -> list[ExportView]:

@@ -6,7 +6,11 @@ axes flipped. Intrinsics are written per frame; nerfstudio lets top-level
 `fl_x`, `cx`, ... override every frame, so they are written at the top level only
 when all frames share them exactly. Each frame links its z-depth map
 (`depth_file_path`: 16-bit PNG, depth x 1000, which nerfstudio's default
-`depth_unit_scale_factor` 1e-3 turns back into scene units). `scale`, `offset`
+`depth_unit_scale_factor` 1e-3 turns back into scene units; `depth_path` with the
+top-level `integer_depth_scale` 1e-3 for instant-ngp). A 16-bit PNG holds depths up
+to 65.535 units, so a deeper scene is exported whole at a smaller scale (camera
+positions, point cloud and depths alike, recorded as `dvlt_scene_scale`) and no
+depth is clipped. `scale`, `offset`
 and `aabb_scale` are for instant-ngp, which maps a position p to p * scale + offset:
 they put the point cloud inside its unit cube and the cameras inside the
 `aabb_scale` box; nerfstudio ignores them (it centres and scales on its own).
@@ -14,14 +18,16 @@ they put the point cloud inside its unit cube and the cameras inside the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..records import Reconstruction
 from ..scene import SceneOptions, normals_of, select_points
-from .depth import depth_png, photo_depth
+from .depth import PNG_MAX_DEPTH, PNG_SCALE, depth_png, photo_depth
 from .images import write_view_images
 from .ply import write_ply
 
@@ -30,6 +36,8 @@ PLY_NAME = "sparse_pc.ply"
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 CUBE_PERCENTILES = (1.0, 99.0)  # the cloud's extent ignores stray points beyond these
 AABB_SCALES = (1, 2, 4, 8, 16, 32, 64, 128)  # the values instant-ngp accepts
+SCALE_DIGITS = 3  # a scene scale is rounded down to this many significant digits (readable, and still fits)
+Log = Callable[[str], None]
 
 
 def opengl_c2w(c2w: np.ndarray) -> np.ndarray:
@@ -63,9 +71,38 @@ def unit_cube_fit(cloud: np.ndarray, camera_centres: np.ndarray) -> tuple[float,
     return scale, offset.tolist(), aabb
 
 
-def write_nerfstudio(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:
+def depth_fit_scale(rec: Reconstruction) -> float:
+    """1, or the factor (a round number) that brings the deepest predicted depth within a 16-bit PNG."""
+    deepest = float(rec.depth[rec.valid].max()) if rec.valid.any() else 0.0
+    if deepest <= PNG_MAX_DEPTH:
+        return 1.0
+    exact = PNG_MAX_DEPTH / deepest
+    step = 10.0 ** (np.floor(np.log10(exact)) - (SCALE_DIGITS - 1))
+    return float(np.floor(exact / step) * step)
+
+
+def scaled(rec: Reconstruction, scale: float) -> Reconstruction:
+    """`rec` with every length (depths, points, camera positions) multiplied by `scale`."""
+    if scale == 1.0:
+        return rec
+    c2w = rec.c2w.copy()
+    c2w[:, :, 3] *= scale
+    return dataclasses.replace(rec, depth=rec.depth * scale, points=rec.points * scale, c2w=c2w)
+
+
+def write_nerfstudio(
+    rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions(), log: Log = print
+) -> Path:
     """Write images/, depth/, transforms.json and the point cloud; returns the transforms.json path."""
     directory = Path(directory)
+    scene_scale = depth_fit_scale(rec)
+    if scene_scale != 1.0:
+        log(
+            f"nerfstudio: the scene is up to {float(rec.depth[rec.valid].max()):.4g} units deep, more than a 16-bit "
+            f"depth PNG holds at x{PNG_SCALE:g}; this export is scaled by {scene_scale:g} throughout "
+            "(dvlt_scene_scale in transforms.json), so no depth is clipped."
+        )
+    rec = scaled(rec, scene_scale)
     views = write_view_images(rec, directory / "images")
     points = select_points(rec, options)
     write_ply(points, directory / PLY_NAME, normals_of(rec, points))
@@ -76,12 +113,13 @@ def write_nerfstudio(rec: Reconstruction, directory: str | Path, options: SceneO
         depth_png(photo_depth(rec, index, view.transform, view.image.size)).save(directory / depth_path)
         frame = {
             "file_path": f"images/{view.name}",
-            "depth_file_path": depth_path,
+            "depth_file_path": depth_path,  # nerfstudio
+            "depth_path": depth_path,  # instant-ngp
             "transform_matrix": opengl_c2w(view.c2w).tolist(),
         }
         frame.update(intrinsics_entry(view.intrinsics, *view.image.size))
         frames.append(frame)
-    meta: dict = {"camera_model": "PINHOLE"}
+    meta: dict = {"camera_model": "PINHOLE", "integer_depth_scale": 1.0 / PNG_SCALE, "dvlt_scene_scale": scene_scale}
     shared = {key: frames[0][key] for key in INTRINSIC_KEYS if all(f[key] == frames[0][key] for f in frames)}
     if len(shared) == len(INTRINSIC_KEYS):  # all or nothing: a partial top level would mix cameras
         meta.update(shared)

@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..records import Reconstruction
 from ..scene import PointSet, SceneOptions, select_points
-from .colmap import SparseModel, write_binary
+from .colmap import MIN_TRACK_LENGTH, SparseModel, subset_points, write_binary
 from .images import export_views
 from .refit import unproject
 from .tracks import Tracks, build_tracks, reprojection_errors
@@ -136,12 +136,8 @@ def matched_model(rec: Reconstruction, options: SceneOptions) -> SparseModel:
     for view in range(rec.num_views):
         mine = tracks.in_view(view)
         xy[mine] = views[view].transform.canvas_to_original(canvas[mine])
-    keep = trusted & (np.bincount(tracks.point[trusted], minlength=len(points)) >= 2)[tracks.point]
-    used = np.unique(tracks.point[keep])
-    renumber = np.full(len(points), -1)
-    renumber[used] = np.arange(len(used))
-    subset = PointSet(*(getattr(points, f.name)[used] for f in dataclasses.fields(PointSet)))
-    matched = Tracks(renumber[tracks.point[keep]], tracks.view[keep], xy[keep])
+    measured = Tracks(tracks.point[trusted], tracks.view[trusted], xy[trusted])
+    subset, matched = subset_points(points, measured, measured.lengths(len(points)) >= MIN_TRACK_LENGTH)
     _, errors = reprojection_errors(subset, matched, views)
     return SparseModel(views, subset, matched, errors)
 

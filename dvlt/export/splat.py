@@ -1,9 +1,11 @@
 """Gaussian splats in the INRIA 3DGS PLY layout, one flat splat per selected point.
 
-Fields: x y z nx ny nz f_dc_0 f_dc_1 f_dc_2 opacity scale_0 scale_1 scale_2 rot_0 rot_1 rot_2 rot_3,
-all float32, as the reference 3DGS, gsplat, SuperSplat and gr.Model3D read them:
+Fields, all float32, in the order the reference 3DGS writes them: x y z nx ny nz f_dc_0..2 f_rest_0..44
+opacity scale_0..2 rot_0..3, as the reference 3DGS (its `load_ply` needs all 45 f_rest at its default SH
+degree 3), gsplat, SuperSplat and gr.Model3D read them:
 
 - f_dc: the degree-0 spherical-harmonic colour, (rgb - 0.5) / C0 with C0 = 0.28209479;
+- f_rest: the degree-1..3 coefficients, all zero (a view-independent colour);
 - opacity: a logit, sigmoid(opacity) = 1 - 1/confidence (DVLT confidence is 1 + exp(x), so this is x);
 - scale_*: natural-log standard deviations. In the surface plane a splat is half the spacing of the
   selected points around it: depth / focal per canvas pixel of its view, widened by the point
@@ -30,7 +32,14 @@ THIN_RATIO = 0.1  # thickness along the normal relative to the in-plane size
 MIN_FACING = 0.2  # cos of the steepest tilt the splat size follows (about 78 degrees)
 OPACITY_RANGE = (0.01, 0.99)  # alpha is kept inside this so the logit stays finite
 SPLAT_NAME = "splats.ply"
-SPLAT_FIELDS = "x y z nx ny nz f_dc_0 f_dc_1 f_dc_2 opacity scale_0 scale_1 scale_2 rot_0 rot_1 rot_2 rot_3".split()
+SH_DEGREE = 3  # the reference 3DGS trainer's default
+SH_REST = 3 * ((SH_DEGREE + 1) ** 2 - 1)  # 45 coefficients beyond the DC term
+SH_REST_FIELDS = [f"f_rest_{k}" for k in range(SH_REST)]
+SPLAT_FIELDS = (
+    "x y z nx ny nz f_dc_0 f_dc_1 f_dc_2".split()
+    + SH_REST_FIELDS
+    + "opacity scale_0 scale_1 scale_2 rot_0 rot_1 rot_2 rot_3".split()
+)
 
 
 def quaternion_z_to(normals: np.ndarray) -> np.ndarray:
@@ -42,8 +51,8 @@ def quaternion_z_to(normals: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def splat_records(rec: Reconstruction, options: SceneOptions = SceneOptions()) -> np.ndarray:
-    """The structured array of splats for the selected points of `rec`."""
+def splat_records(rec: Reconstruction, options: SceneOptions = SceneOptions(), rest: bool = True) -> np.ndarray:
+    """The structured array of splats for the selected points of `rec` (without f_rest_* when not `rest`)."""
     points = select_points(rec, options)
     normals = normals_of(rec, points)
     view, row, col = points.view, points.pixel[:, 1], points.pixel[:, 0]
@@ -58,11 +67,14 @@ def splat_records(rec: Reconstruction, options: SceneOptions = SceneOptions()) -
     tilt = 1 / np.sqrt(np.maximum(facing, MIN_FACING))
     sigma = 0.5 * rec.depth[view, row, col] / focal * thinning * tilt / overlap
     alpha = np.clip(1.0 - 1.0 / np.maximum(points.confidence, 1e-6), *OPACITY_RANGE)
-    records = np.empty(len(points), dtype=[(name, "<f4") for name in SPLAT_FIELDS])
+    names = [name for name in SPLAT_FIELDS if rest or name not in SH_REST_FIELDS]
+    records = np.empty(len(points), dtype=[(name, "<f4") for name in names])
     records["x"], records["y"], records["z"] = points.xyz.T
     records["nx"], records["ny"], records["nz"] = normals.T
     for channel in range(3):
         records[f"f_dc_{channel}"] = (points.rgb[:, channel] / 255.0 - 0.5) / SH_C0
+    for name in SH_REST_FIELDS if rest else ():
+        records[name] = 0.0
     records["opacity"] = np.log(alpha / (1.0 - alpha))
     records["scale_0"] = records["scale_1"] = np.log(np.maximum(sigma, 1e-12))
     records["scale_2"] = np.log(np.maximum(sigma * THIN_RATIO, 1e-12))
@@ -72,9 +84,13 @@ def splat_records(rec: Reconstruction, options: SceneOptions = SceneOptions()) -
     return records
 
 
-def write_splats(rec: Reconstruction, path: str | Path, options: SceneOptions = SceneOptions()) -> Path:
-    """Write the splat PLY of `rec` to `path` (world frame = first view, OpenCV axes)."""
-    return write_records(splat_records(rec, options), path, "DVLT Gaussian splats; INRIA 3DGS layout; OpenCV axes")
+def write_splats(
+    rec: Reconstruction, path: str | Path, options: SceneOptions = SceneOptions(), rest: bool = True
+) -> Path:
+    """Write the splat PLY of `rec` to `path` (world frame = first view, OpenCV axes); `rest=False` leaves out
+    the 45 zero f_rest_* fields (a 3.6x smaller file for viewers, which need only the DC colour)."""
+    records = splat_records(rec, options, rest)
+    return write_records(records, path, "DVLT Gaussian splats; INRIA 3DGS layout; OpenCV axes")
 
 
 def splat_ply_path(rec: Reconstruction, directory: str | Path, options: SceneOptions = SceneOptions()) -> Path:

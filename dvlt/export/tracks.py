@@ -3,7 +3,10 @@
 A point is observed by its own view at the centre of the pixel it came from, and
 by every other view where it projects inside the region the model saw and its
 camera-frame z agrees with that view's predicted depth at the pixel it lands in
-to within DEPTH_TOLERANCE (relative). The tolerance separates "the same surface"
+to within DEPTH_TOLERANCE (relative), and no pixel centre around it (the 2x2
+block it lies between) is nearer than the point by more than that tolerance: at
+an occluder's silhouette the pixel a point lands in can show the surface behind
+while the occluder covers the point's exact position. The tolerance separates "the same surface"
 from "an occluder in front": on one surface, neighbouring views' feed-forward
 depths agree to about 1-2 %, and reading the depth at the nearest pixel adds up to
 half a pixel of slope (about 0.5 % at 60 deg tilt, f = 300 px); an occluding object
@@ -65,6 +68,7 @@ def build_tracks(
         row = np.where(inside, row, 0).astype(np.int64)
         seen_depth = rec.depth[index, row, col]
         agrees = inside & rec.valid[index, row, col] & (np.abs(z - seen_depth) <= tolerance * seen_depth)
+        agrees &= ~occluded_nearby(rec, index, canvas, z, tolerance)
         own = points.view == index
         canvas[own] = points.pixel[own] + 0.5  # the measurement: the pixel the point came from
         chosen = np.flatnonzero(agrees | own)
@@ -72,6 +76,21 @@ def build_tracks(
         view_ids.append(np.full(len(chosen), index, np.int32))
         positions.append(view.transform.canvas_to_original(canvas[chosen]))
     return Tracks(np.concatenate(point_ids), np.concatenate(view_ids), np.concatenate(positions))
+
+
+def occluded_nearby(rec: Reconstruction, index: int, canvas: np.ndarray, z: np.ndarray, tolerance: float) -> np.ndarray:
+    """(N,) true where a valid pixel centre of the 2x2 block around each canvas position is nearer than the
+    point's camera z by more than `tolerance` (relative): something may cover the point there."""
+    _, height, width = rec.depth.shape
+    finite = np.nan_to_num(canvas, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    left, top = np.floor(finite[:, 0] - 0.5).astype(np.int64), np.floor(finite[:, 1] - 0.5).astype(np.int64)
+    covered = np.zeros(len(z), bool)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            col, row = np.clip(left + dx, 0, width - 1), np.clip(top + dy, 0, height - 1)
+            depth = rec.depth[index, row, col]
+            covered |= rec.valid[index, row, col] & (depth > 0) & (z - depth > tolerance * depth)
+    return covered
 
 
 def view_region(rec: Reconstruction, index: int) -> tuple[tuple[int, int], tuple[int, int]]:
