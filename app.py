@@ -183,8 +183,12 @@ def show_notes(frames) -> str:
 
 
 @human_errors
-def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_reference=False, reference=0):
+def preview(
+    files, mode, fps, count, resolution, steps, long_clip=False, auto_reference=False, reference=0, example=None
+):
     """Decode the upload (small), show the frames that will be used, the reference view and the estimate."""
+    if form.mixed_with_example(files, example):  # an upload joined an example's files: replace_example is on it
+        return (gr.skip(),) * 5
     if not files:
         return [], "Upload photos or a video to start.", gr.update(value=0), RUNTIME, []
     steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
@@ -674,7 +678,7 @@ HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
 }
 """
 # Scroll to the result when an example is clicked: on a phone the examples sit screens below it.
-SCROLL_TO_RESULT_JS = "() => document.querySelector('#results')?.scrollIntoView({behavior: 'smooth', block: 'start'})"
+SCROLL_TO_RESULT_JS = "() => document.querySelector('#results')?.scrollIntoView({block: 'start'})"
 STEPS_LINE = (
     "**1.** Upload photos or a short video (or click an example below) · **2.** pick K (more steps, finer "
     "result, longer run) · **3.** Reconstruct · then explore the 3D scene and download it for COLMAP, "
@@ -896,7 +900,7 @@ def build_demo() -> gr.Blocks:
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
         looks = [drop_edges, frustum_scale]  # display settings added after the API's first version
-        preview_inputs = [*sampling_inputs, resolution, steps, long_clip, auto_reference, reference]
+        preview_inputs = [*sampling_inputs, resolution, steps, long_clip, auto_reference, reference, example_state]
         for trigger in (files.change, mode.change, fps.release, count.release, long_clip.change, auto_reference.input):
             trigger(
                 preview,

@@ -56,6 +56,14 @@ def _same(a: Any, b: Any) -> bool:
         return str(a) == str(b)
 
 
+def mixed_with_example(files: Sequence[Any] | None, example: ExampleFill | None) -> bool:
+    """True for the moment an upload has joined an example's files, before `after_upload` separates them."""
+    if example is None:
+        return False
+    paths = {file_path(f) for f in files or ()}
+    return bool(paths & set(example.files)) and bool(paths - set(example.files))
+
+
 def after_upload(
     files: Sequence[Any] | None, example: ExampleFill | None, settings: Mapping[str, Any]
 ) -> tuple[list[str], dict[str, Any]]:

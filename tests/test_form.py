@@ -31,6 +31,12 @@ def test_an_upload_after_an_example_replaces_its_files_and_fast_settings():
     assert reset["mode"] == "frames per second" and reset["fps"] == 2.0 and reset["reference"] == 0
 
 
+def test_the_moment_an_upload_joins_an_example_is_recognised():
+    assert form.mixed_with_example([*EXAMPLE_FILES, "/cache/f6/mine.jpg"], EXAMPLE)
+    assert not form.mixed_with_example(EXAMPLE_FILES, EXAMPLE) and not form.mixed_with_example(["/x/mine.jpg"], EXAMPLE)
+    assert not form.mixed_with_example([*EXAMPLE_FILES, "/cache/f6/mine.jpg"], None)
+
+
 def test_settings_the_user_changed_after_the_example_stay():
     settings = {**EXAMPLE.settings, "steps": 14, "resolution": "378"}  # moved by the user since the example
     files, reset = form.after_upload([*EXAMPLE_FILES, "/cache/f6/mine.jpg"], EXAMPLE, settings)
