@@ -210,14 +210,8 @@ def preview(
 
 
 def reference_for(frames, auto_reference, long_clip, chosen=0) -> tuple[int, str]:
-    """The reference view and the line naming it (the same in the preview and the run info): the most central
-    view when 'auto', view 0 in a long clip (its windows follow the clip's order), else the one the user chose."""
-    if long_clip and len(frames) > MAX_VIEWS:
-        return 0, studio.reference_line(0, "long clip")
-    if auto_reference:
-        return studio.choose_reference(frames)
-    chosen = int(chosen or 0)
-    return chosen, studio.reference_line(chosen, "chosen")
+    """The reference view and the line naming it, as studio.reference_for decides on this device."""
+    return studio.reference_for(frames, bool(auto_reference), bool(long_clip), int(chosen or 0), MAX_VIEWS)
 
 
 def pick_reference(event: gr.SelectData):
@@ -256,51 +250,41 @@ def run_handler(cache: bool) -> Callable:
         how, long_clip = sampling(mode, fps, count), bool(long_clip)
         frames, budget, notes = decode(files, mode, fps, count, resolution, steps, long_clip)
         reference, reference_line = reference_for(frames, auto_reference, long_clip, reference)
-        frames = studio.with_reference_first(frames, reference)
         key = (tuple(map(str, files or ())), how, reference, steps, resolution, long_clip)
-        rec = EXAMPLE_RESULTS.get(key) if cache else None
-        reused = rec is not None
         windowed = long_clip and len(frames) > MAX_VIEWS
         estimate = None  # nothing to estimate when an example's result is re-used
-        if not reused:
-            estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
-            rec = (infer_windows if windowed else infer)(frames, steps, resolution, progress)
+
+        def model_pass(ordered):
+            nonlocal estimate
+            estimate, _ = estimate_line(studio.frame_sizes(ordered), resolution, steps, windowed)
+            return (infer_windows if windowed else infer)(ordered, steps, resolution, progress)
+
+        _, rec, reused = studio.model_result(frames, reference, model_pass, EXAMPLE_RESULTS if cache else None, key)
         progress(0.97, desc="Building the 3D scene and depth maps")
         views = [f"view {i}" for i in range(rec.num_views)]
         options = studio.scene_options(
             conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
         )
-        with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
-            glb, info = studio.render_scene(rec, options, folder)
-            splats, splat_info = studio.render_splats(rec, options, folder)
-            npz = rec.to_npz(folder / "dvlt-predictions.npz")
-        items, legend = studio.depth_panels(rec)
-        rec.originals = None  # keep the session cache small; downloads read the photos again
-        if cache and not reused:
-            EXAMPLE_RESULTS.put(key, rec)
+        out = studio.write_run_files(rec, options, OUTPUTS.new(request.session_hash if request else None))
         took = time.perf_counter() - started
         if not reused and not windowed:
             learn_speed(rec, took)
-        session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget, options)
-        summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
-        if windowed:
-            plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
-            summary += f"  \nlong clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)"
-        summary += f"  \n{reference_line}"
-        if reused:
-            summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
+        session = studio.SessionResult(rec, out.npz, tuple(files), how, reference, resolution, budget, options)
+        plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
+        windows = f"long clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)" if windowed else ""
+        summary = studio.describe_run(rec, estimate, took, RUNTIME, reference_line, notes, windows, reused)
         return (
-            glb,
-            info,
-            items,
-            legend,
+            out.glb,
+            out.scene_info,
+            out.gallery,
+            out.legend,
             summary,
-            session.downloads(glb),
+            session.downloads(out.glb),
             gr.update(choices=views, value=views),
             session,
             summary,
-            str(splats),  # gr.File takes str paths
-            splat_info,
+            str(out.splats),  # gr.File takes str paths
+            out.splat_info,
         )
 
     handler.__name__ = handler.__qualname__ = "run_example" if cache else "reconstruct"

@@ -454,6 +454,82 @@ def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) ->
     return stats.path, info
 
 
+def reference_for(
+    frames: Sequence[Image.Image], auto: bool, long_clip: bool, chosen: int, max_views: int
+) -> tuple[int, str]:
+    """The reference view and the line naming it (the same in the preview and the run info): view 0 for a long
+    clip cut into windows (they follow the clip's order), the most central view when `auto`, else `chosen`."""
+    if long_clip and len(frames) > max_views:
+        return 0, reference_line(0, "long clip")
+    if auto:
+        return choose_reference(frames)
+    return int(chosen or 0), reference_line(int(chosen or 0), "chosen")
+
+
+def model_result(
+    frames: Sequence[Image.Image],
+    reference: int,
+    model_pass: Callable[[list[Image.Image]], Reconstruction],
+    cache: ResultCache | None = None,
+    key: Hashable | None = None,
+) -> tuple[list[Image.Image], Reconstruction, bool]:
+    """The frames with `reference` first and their reconstruction: the one `cache` holds for `key` (re-used:
+    True), else `model_pass(frames)`, then kept there. A clicked example runs once, for every session."""
+    ordered = with_reference_first(frames, reference)
+    rec = cache.get(key) if cache is not None else None
+    if rec is not None:
+        return ordered, rec, True
+    rec = model_pass(ordered)
+    if cache is not None:
+        cache.put(key, rec)
+    return ordered, rec, False
+
+
+@dataclass
+class RunFiles:
+    """What a finished run shows and serves: scene, splats, raw predictions, depth gallery and legend."""
+
+    glb: Path
+    scene_info: str
+    splats: Path
+    splat_info: str
+    npz: Path
+    gallery: list[tuple[np.ndarray, str]]
+    legend: np.ndarray
+
+
+def write_run_files(rec: Reconstruction, options: SceneOptions, folder: Path) -> RunFiles:
+    """Write a run's GLB, splat PLY and predictions into `folder` (all or nothing) and draw its depth gallery;
+    then drop the full-size photos from `rec` (the session keeps it; downloads read the photos again)."""
+    with all_or_nothing(folder):
+        glb, info = render_scene(rec, options, folder)
+        splats, splat_info = render_splats(rec, options, folder)
+        npz = rec.to_npz(folder / "dvlt-predictions.npz")
+    items, scale = depth_panels(rec)
+    rec.originals = None
+    return RunFiles(glb, info, splats, splat_info, npz, items, scale)
+
+
+def describe_run(
+    rec: Reconstruction,
+    estimate: Estimate | None,
+    took: float,
+    where: str,
+    reference: str,
+    notes: str = "",
+    windows: str = "",
+    reused: bool = False,
+) -> str:
+    """The run info: time against the estimate, where it ran, notes on the upload, the long-clip windows, the
+    reference view, and whether an example's first result was re-used."""
+    lines = [run_summary(rec, estimate, took, where) + notes]
+    lines += [windows] if windows else []
+    lines.append(reference)
+    if reused:
+        lines.append("_Example result re-used from its first run (the model time above is that run's)._")
+    return "  \n".join(lines)
+
+
 def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
     """Gallery items (input | depth | confidence per view) and the shared depth legend."""
     near, far = shared_range(rec.depth, rec.valid)

@@ -287,6 +287,7 @@ def test_first_minutes(browser, app_url, size):
     assert "1. Upload photos" in page.locator("#how-to").inner_text() and "3. Reconstruct" in page.locator(
         "#how-to"
     ).inner_text().replace("**", "")
+    page.wait_for_selector("#examples .gallery-item")
     thumbnails = page.evaluate(
         "Array.from(document.querySelectorAll('#examples .gallery-item'))"
         ".map(e => getComputedStyle(e, '::before').backgroundImage.slice(0, 30))"

@@ -37,6 +37,11 @@ def test_the_moment_an_upload_joins_an_example_is_recognised():
     assert not form.mixed_with_example([*EXAMPLE_FILES, "/cache/f6/mine.jpg"], None)
 
 
+def test_only_the_examples_files_leave_wherever_they_sit_in_the_list():
+    files, _ = form.after_upload(["/cache/0/mine.jpg", *EXAMPLE_FILES, "/cache/9/more.jpg"], EXAMPLE, {})
+    assert files == ["/cache/0/mine.jpg", "/cache/9/more.jpg"]
+
+
 def test_settings_the_user_changed_after_the_example_stay():
     settings = {**EXAMPLE.settings, "steps": 14, "resolution": "378"}  # moved by the user since the example
     files, reset = form.after_upload([*EXAMPLE_FILES, "/cache/f6/mine.jpg"], EXAMPLE, settings)
@@ -81,8 +86,13 @@ def test_long_clip_estimate_is_in_seconds_and_memory_and_warns_over_two_minutes(
     total, line = estimate_clip(slow, sizes, 504, 16, "cpu", "fp32", max_views=16)
     assert total.seconds > 120 and "TFLOP" not in line and "GB" in line and " min" in line
     assert "Over 2 minutes" in line and "378 px" in line
-    quick, quick_line = estimate_clip(Estimator(), [(120, 160)] * 20, 252, 8, "cpu", "fp32", max_views=16)
-    assert quick.seconds < 120 and "Over" not in quick_line and "TFLOP" not in quick_line
+    warned = set()
+    for resolution in (252, 378, 504):  # the warning comes exactly when the whole clip is over 2 minutes
+        for frames in (20, 40):
+            total, line = estimate_clip(Estimator(), [(480, 640)] * frames, resolution, 8, "cpu", "fp32", max_views=16)
+            assert ("Over 2 minutes" in line) == (total.seconds > 120) and "TFLOP" not in line
+            warned.add(total.seconds > 120)
+    assert warned == {True, False}
 
 
 def test_every_offered_download_format_can_be_written_here():
