@@ -17,7 +17,7 @@ import gradio as gr
 import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches CUDA)
 import torch
 
-from dvlt import limits, longclip, studio
+from dvlt import form, limits, longclip, studio
 from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
@@ -164,7 +164,7 @@ def decode(files, mode, fps, count, resolution, steps, long_clip=False, side=Non
 def sampling(mode: str, fps: float, count: float) -> studio.Sampling:
     if float(count) != int(count):
         raise InputError(f"The number of frames must be a whole number, got {count}.")
-    return studio.Sampling("count" if mode == "number of frames" else "fps", float(fps), int(count))
+    return studio.Sampling("count" if mode == form.SAMPLE_BY_COUNT else "fps", float(fps), int(count))
 
 
 def checked_resolution(resolution) -> int:
@@ -183,8 +183,12 @@ def show_notes(frames) -> str:
 
 
 @human_errors
-def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_reference=False):
+def preview(
+    files, mode, fps, count, resolution, steps, long_clip=False, auto_reference=False, reference=0, example=None
+):
     """Decode the upload (small), show the frames that will be used, the reference view and the estimate."""
+    if form.mixed_with_example(files, example):  # an upload joined an example's files: replace_example is on it
+        return (gr.skip(),) * 5
     if not files:
         return [], "Upload photos or a video to start.", gr.update(value=0), RUNTIME, []
     steps, resolution = studio.whole_steps(steps), checked_resolution(resolution)
@@ -194,10 +198,10 @@ def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_re
     sizes = studio.frame_sizes(frames)
     estimate = estimate_line(sizes, resolution, steps, long_clip)[1]
     items = [(f, f"{i}: {f.info.get(NAME_KEY, '')}") for i, f in enumerate(frames)]
-    reference, line = reference_for(frames, auto_reference, long_clip)
+    reference, line = reference_for(frames, auto_reference, long_clip, reference)
     return (
         items,
-        studio.describe_frames(frames, int(resolution)) + note + (f"  \n{line}" if line else ""),
+        studio.describe_frames(frames, int(resolution)) + note + f"  \n{line}",
         reference,  # no Gradio `maximum`: a queued event still holding the previous upload's view number would
         # be refused with a bare range error; the run checks the number against its own views instead
         estimate,
@@ -206,13 +210,8 @@ def preview(files, mode, fps, count, resolution, steps, long_clip=False, auto_re
 
 
 def reference_for(frames, auto_reference, long_clip, chosen=0) -> tuple[int, str]:
-    """The reference view and a line saying why: the most central view when 'auto', view 0 in a long clip
-    (its windows follow the clip's order), else the one the user chose."""
-    if long_clip and len(frames) > MAX_VIEWS:
-        return 0, "Long clip: the first frame is the reference (world frame)." if auto_reference else ""
-    if auto_reference:
-        return studio.choose_reference(frames)
-    return int(chosen or 0), ""
+    """The reference view and the line naming it, as studio.reference_for decides on this device."""
+    return studio.reference_for(frames, bool(auto_reference), bool(long_clip), int(chosen or 0), MAX_VIEWS)
 
 
 def pick_reference(event: gr.SelectData):
@@ -251,52 +250,41 @@ def run_handler(cache: bool) -> Callable:
         how, long_clip = sampling(mode, fps, count), bool(long_clip)
         frames, budget, notes = decode(files, mode, fps, count, resolution, steps, long_clip)
         reference, reference_line = reference_for(frames, auto_reference, long_clip, reference)
-        frames = studio.with_reference_first(frames, reference)
         key = (tuple(map(str, files or ())), how, reference, steps, resolution, long_clip)
-        rec = EXAMPLE_RESULTS.get(key) if cache else None
-        reused = rec is not None
         windowed = long_clip and len(frames) > MAX_VIEWS
         estimate = None  # nothing to estimate when an example's result is re-used
-        if not reused:
-            estimate, _ = estimate_line(studio.frame_sizes(frames), resolution, steps, windowed)
-            rec = (infer_windows if windowed else infer)(frames, steps, resolution, progress)
+
+        def model_pass(ordered):
+            nonlocal estimate
+            estimate, _ = estimate_line(studio.frame_sizes(ordered), resolution, steps, windowed)
+            return (infer_windows if windowed else infer)(ordered, steps, resolution, progress)
+
+        _, rec, reused = studio.model_result(frames, reference, model_pass, EXAMPLE_RESULTS if cache else None, key)
         progress(0.97, desc="Building the 3D scene and depth maps")
         views = [f"view {i}" for i in range(rec.num_views)]
         options = studio.scene_options(
             conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
         )
-        with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
-            glb, info = studio.render_scene(rec, options, folder)
-            splats, splat_info = studio.render_splats(rec, options, folder)
-            npz = rec.to_npz(folder / "dvlt-predictions.npz")
-        items, legend = studio.depth_panels(rec)
-        rec.originals = None  # keep the session cache small; downloads read the photos again
-        if cache and not reused:
-            EXAMPLE_RESULTS.put(key, rec)
+        out = studio.write_run_files(rec, options, OUTPUTS.new(request.session_hash if request else None))
         took = time.perf_counter() - started
         if not reused and not windowed:
             learn_speed(rec, took)
-        session = studio.SessionResult(rec, npz, tuple(files), how, reference, resolution, budget)
-        summary = studio.run_summary(rec, estimate, took, RUNTIME) + notes
-        if windowed:
-            plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
-            summary += f"  \nlong clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)"
-        if reference_line:
-            summary += f"  \n{reference_line}"
-        if reused:
-            summary += "  \n_Example result re-used from its first run (the model time above is that run's)._"
+        session = studio.SessionResult(rec, out.npz, tuple(files), how, reference, resolution, budget, options)
+        plan = longclip.plan_clip(rec.num_views, MAX_VIEWS)
+        windows = f"long clip: {plan.count} windows of {plan.window} frames, aligned by Sim(3)" if windowed else ""
+        summary = studio.describe_run(rec, estimate, took, RUNTIME, reference_line, notes, windows, reused)
         return (
-            glb,
-            info,
-            items,
-            legend,
+            out.glb,
+            out.scene_info,
+            out.gallery,
+            out.legend,
             summary,
-            session.downloads(glb),
+            session.downloads(out.glb),
             gr.update(choices=views, value=views),
             session,
             summary,
-            str(splats),  # gr.File takes str paths
-            splat_info,
+            str(out.splats),  # gr.File takes str paths
+            out.splat_info,
         )
 
     handler.__name__ = handler.__qualname__ = "run_example" if cache else "reconstruct"
@@ -321,15 +309,42 @@ def rerender(
     request: gr.Request = None,
 ):
     """Rebuild the GLB and the splats from the session's cached predictions (no model run)."""
-    if session is None:
-        raise gr.Error("Reconstruct something first; the display settings apply to its result.")
     options = studio.scene_options(
         conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
     )
+    return rerender_with(session, options, request)
+
+
+def rerender_with(session, options: studio.SceneOptions, request: gr.Request | None):
+    """The scene and splats of the session's result with these display options, which become its current ones."""
+    if session is None:
+        raise gr.Error("Reconstruct something first; the display settings apply to its result.")
     with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
         glb, info = studio.render_scene(session.rec, options, folder)
         splats, splat_info = studio.render_splats(session.rec, options, folder)
+    session.options = options
     return glb, info, session.downloads(glb), str(splats), splat_info
+
+
+@human_errors
+def rerender_api(
+    session,
+    conf: float | None = None,
+    show_cameras: bool | None = None,
+    views: list[str] | None = None,
+    max_points: int | None = None,
+    mask_black: bool | None = None,
+    mask_white: bool | None = None,
+    drop_edges: bool | None = None,
+    frustum_scale: float | None = None,
+    request: gr.Request = None,
+):
+    """/rerender: the session's result again; each setting left out keeps the one on show, views default to all."""
+    current = session.options if session is not None else studio.SceneOptions()
+    options = studio.requested_options(
+        current, conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
+    return rerender_with(session, options, request)
 
 
 def rerender_shown(session, *display, request: gr.Request = None):
@@ -368,17 +383,47 @@ def download_for(
     request: gr.Request = None,
 ):
     """One file in the chosen format, with the full-size photos where the export needs them."""
-    if session is None:
-        raise gr.Error("Reconstruct something first, then pick a download format.")
     options = studio.scene_options(
         conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
     )
+    return download_with(session, label, options, bool(refine), request)
+
+
+@human_errors
+def download_api(
+    session,
+    label: str = next(iter(studio.DOWNLOAD_FORMATS)),
+    conf: float | None = None,
+    show_cameras: bool | None = None,
+    views: list[str] | None = None,
+    max_points: int | None = None,
+    mask_black: bool | None = None,
+    mask_white: bool | None = None,
+    refine: bool = False,
+    drop_edges: bool | None = None,
+    frustum_scale: float | None = None,
+    request: gr.Request = None,
+):
+    """/download: one file; each display setting left out keeps the one on show, views default to all."""
+    current = session.options if session is not None else studio.SceneOptions()
+    options = studio.requested_options(
+        current, conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
+    return download_with(session, label, options, bool(refine), request)
+
+
+def download_with(session, label: str, options: studio.SceneOptions, refine: bool, request: gr.Request | None):
+    """The export of the session's result in format `label` (a note when the full-size photos are gone)."""
+    if session is None:
+        raise gr.Error("Reconstruct something first, then pick a download format.")
+    if label not in studio.offered_formats():
+        raise gr.Error(f"Unknown download format {label!r}; choose one of: {', '.join(studio.offered_formats())}.")
     cap = CLIP_FRAMES if session.rec.num_views > MAX_VIEWS else MAX_VIEWS  # decode the photos as the run did
     rec, note = session.with_photos(cap)
     if note:
         gr.Warning(note)
     with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
-        return str(studio.download(rec, label, options, folder, bool(refine), gr.Info))
+        return str(studio.download(rec, label, options, folder, refine, gr.Info))
 
 
 def reusable_steps(session, files, mode, fps, count, reference, resolution, frames) -> int | None:
@@ -444,12 +489,61 @@ def example_rows() -> list[list]:
     whale = [os.path.join(EXAMPLES, "rubberwhale", name) for name in ("rubberwhale1.png", "rubberwhale2.png")]
     box = [os.path.join(EXAMPLES, "box.mp4")]
     fast = DEVICE == "cpu"
-    fps_mode, default_fps = "frames per second", limits.FPS_DEFAULT
+    fps_mode, default_fps = form.SAMPLE_BY_FPS, limits.FPS_DEFAULT
     return [
         [aloe, fps_mode, default_fps, 8, 0, limits.STEPS_DEFAULT, 378 if fast else limits.RESOLUTION_DEFAULT],
         [whale, fps_mode, default_fps, 8, 0, limits.STEPS_MIN if fast else limits.STEPS_DEFAULT, 252 if fast else 504],
-        [box, "number of frames", default_fps, 6 if fast else 16, 0, limits.STEPS_MIN, 252 if fast else 504],
+        [box, form.SAMPLE_BY_COUNT, default_fps, 6 if fast else 16, 0, limits.STEPS_MIN, 252 if fast else 504],
     ]
+
+
+EXAMPLE_LABELS = {  # label -> the picture its thumbnail shows (a video: its first frame)
+    "Aloe stereo pair": os.path.join(EXAMPLES, "aloe", "aloeL.jpg"),
+    "Rubber whale pair": os.path.join(EXAMPLES, "rubberwhale", "rubberwhale1.png"),
+    "Box clip (video)": os.path.join(EXAMPLES, "box.mp4"),
+}
+
+
+def example_thumbnail_css() -> str:
+    """CSS giving each example button a small picture of what it is (inline, so no file needs serving)."""
+    rules = []
+    for index, path in enumerate(EXAMPLE_LABELS.values(), start=1):
+        uri = studio.thumbnail_data_uri(path)
+        rules.append(f"#examples .gallery-item:nth-of-type({index})::before {{ background-image: url({uri}); }}")
+    return "\n".join(rules)
+
+
+def remember_example(files, *settings) -> form.ExampleFill:
+    """Keep what the clicked example put into the form, so that a later upload can take its place."""
+    return form.remember_example(files, dict(zip(form.EXAMPLE_SETTINGS, settings)))
+
+
+def replace_example(files, example, *settings):
+    """An upload after an example: the user's files alone, the example's settings back to the defaults (unless
+    the user changed them). Without an example before it, the upload adds to the files as Gradio does."""
+    if example is None:
+        return (gr.skip(),) * (len(settings) + 2)
+    kept, reset = form.after_upload(files, example, dict(zip(form.EXAMPLE_SETTINGS, settings)))
+    return (kept or None, *(reset[name] for name in form.EXAMPLE_SETTINGS), None)
+
+
+def clear_result():
+    """The inputs changed: the previous result leaves the screen (and the session) rather than pass for theirs."""
+    views = gr.update(choices=[], value=[])
+    return None, "", [], None, "", None, views, None, None, "", None, None, "", []
+
+
+def clear_form():
+    """Clear: an empty upload, every setting at its default, no result."""
+    defaults = form.DEFAULTS
+    inputs = [None, *(defaults[name] for name in ("mode", "fps", "count", "long_clip", "reference"))]
+    inputs += [defaults[name] for name in ("auto_reference", "steps", "resolution")]
+    return (*inputs, None, *clear_result())
+
+
+def maybe_bool(name: str) -> gr.Dropdown:
+    """A hidden API input for a true/false setting whose default is None ("as on show now")."""
+    return gr.Dropdown([True, False], value=None, label=name)
 
 
 def forget_session(request: gr.Request) -> None:
@@ -460,8 +554,24 @@ def forget_session(request: gr.Request) -> None:
 # Phone-sized screens (390 px): whole labels, a viewer that fits, two depth views per row. Injected with the
 # layout (a <style> element) so every launch path gets it.
 PHONE_CSS = """
-#depth-gallery .caption-label, #compare-gallery .caption-label { white-space: normal; overflow: visible; }
 #estimate { min-height: 2.5em; }
+#run-status { min-height: 3.2em; }
+#how-to p { margin: 0; }
+/* depth and Compare-K captions under their pictures, never over them */
+#depth-gallery .thumbnail-item, #compare-gallery .thumbnail-item { display: flex !important; flex-direction: column; }
+#depth-gallery .thumbnail-item img, #compare-gallery .thumbnail-item img {
+  flex: 1 1 0; min-height: 0; height: auto !important; width: 100%; object-fit: contain;
+}
+#depth-gallery .caption-label, #compare-gallery .caption-label {
+  position: static !important; max-width: 100% !important; white-space: normal !important; overflow: visible !important;
+  border: none !important; background: none !important; padding: 4px 2px 0 2px !important;
+}
+/* each example shows a picture of what it is (example_thumbnail_css sets the pictures) */
+#examples .gallery-item { display: inline-flex; flex-direction: column; align-items: center; gap: 4px; }
+#examples .gallery-item::before {
+  content: ""; display: block; width: 112px; height: 80px; border-radius: 6px;
+  background-size: cover; background-position: center;
+}
 @media (max-width: 600px) {
   .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
   label span, [data-testid="checkbox-group"] span {
@@ -472,6 +582,54 @@ PHONE_CSS = """
   #scene, #scene canvas { max-width: 100% !important; }
   #scene canvas { height: 60vh !important; }
   #depth-gallery .grid-wrap { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
+"""
+
+
+# WebGL viewers (Gradio's Model3D and its splat canvas) keep drawing every frame even while their tab is hidden,
+# which costs a whole CPU core in a browser without GPU acceleration. A render loop whose frame drew only on
+# canvases that are hidden (or gone) is held, not re-run, until one of its canvases is shown again.
+# window.dvltDraws counts the draw calls made, for the browser test.
+IDLE_VIEWERS_JS = """
+if (!window.dvltIdleViewers) {
+window.dvltIdleViewers = true;
+window.dvltDraws = 0;
+let drawnOn = null;  // the canvases the running animation frame drew on
+const shown = (canvas) => canvas.isConnected && canvas.offsetParent !== null && canvas.clientWidth > 0;
+for (const Context of [window.WebGL2RenderingContext, window.WebGLRenderingContext]) {
+  if (!Context) continue;
+  for (const name of ["drawArrays", "drawElements", "drawArraysInstanced", "drawElementsInstanced", "clear"]) {
+    const draw = Context.prototype[name];
+    if (!draw) continue;
+    Context.prototype[name] = function (...args) {
+      if (drawnOn) drawnOn.add(this.canvas);
+      window.dvltDraws += 1;
+      return draw.apply(this, args);
+    };
+  }
+}
+const held = new Map();  // a held render loop's callback -> the canvases it draws on
+const request = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (callback) => {
+  const canvases = held.get(callback);
+  if (canvases && !canvases.some(shown)) return 0;  // still hidden: woken by the timer below
+  held.delete(callback);
+  return request((time) => {
+    const outer = drawnOn;
+    drawnOn = new Set();
+    try { callback(time); } finally {
+      const drew = Array.from(drawnOn);
+      drawnOn = outer;
+      if (drew.length && !drew.some(shown)) held.set(callback, drew);
+    }
+  });
+};
+setInterval(() => {
+  for (const [callback, canvases] of held) {
+    if (canvases.some(shown)) { held.delete(callback); window.requestAnimationFrame(callback); }
+    else if (!canvases.some((canvas) => canvas.isConnected)) held.delete(callback);  // its viewer is gone
+  }
+}, 250);
 }
 """
 
@@ -503,6 +661,13 @@ HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
 };
 }
 """
+# Scroll to the result when an example is clicked: on a phone the examples sit screens below it.
+SCROLL_TO_RESULT_JS = "() => document.querySelector('#results')?.scrollIntoView({block: 'start'})"
+STEPS_LINE = (
+    "**1.** Upload photos or a short video (or click an example below) · **2.** pick K (more steps, finer "
+    "result, longer run) · **3.** Reconstruct · then explore the 3D scene and download it for COLMAP, "
+    "nerfstudio, 3DGS, Blender or Rerun."
+)
 QUIET = {"show_progress": "hidden", "queue": False}  # instant UI-only events: no spinner, no queue slot
 SPLATS_TAB = "Splats"
 # Previews run one at a time in the order they were asked for (an example click changes several inputs at
@@ -520,34 +685,49 @@ def build_demo() -> gr.Blocks:
             "[model](https://huggingface.co/nvidia/dvlt)). "
             "The first view (or the one you pick) defines the world frame."
         )
+        gr.Markdown(STEPS_LINE, elem_id="how-to")
         if LOAD_ERROR:
             gr.Markdown(f"### ⚠️ Model weights not loaded\n{LOAD_ERROR}", elem_id="load-error-banner")
-        gr.HTML(f"<style>{PHONE_CSS}</style>", elem_id="studio-style", padding=False, js_on_load=ORPHAN_CANVAS_JS)
+        gr.HTML(
+            f"<style>{PHONE_CSS}{example_thumbnail_css()}</style>",
+            elem_id="studio-style",
+            padding=False,
+            js_on_load=ORPHAN_CANVAS_JS + IDLE_VIEWERS_JS,
+        )
         rec_state = gr.State(None)  # this session's SessionResult, for re-rendering and downloads
         sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
+        example_state = gr.State(None)  # the form.ExampleFill of the example last clicked (None after an upload)
         with gr.Row():
-            with gr.Column(scale=4):
+            with gr.Column(scale=4, min_width=320):
                 files = gr.File(
-                    label="Photos and/or one video",
+                    label="1. Photos and/or one video",
                     file_count="multiple",
                     file_types=["image", "video", ".heic", ".heif"],
+                    height=150,
                     elem_id="uploads",
                 )
-                with gr.Accordion("Video sampling", open=False):
-                    mode = gr.Radio(
-                        ["frames per second", "number of frames"], value="frames per second", label="Sample by"
-                    )
-                    fps = gr.Slider(0.5, limits.FPS_MAX, value=limits.FPS_DEFAULT, step=0.5, label="Frames per second")
-                    count = gr.Slider(
-                        2, MAX_VIEWS, value=limits.SAMPLE_COUNT_DEFAULT, step=1, label="Number of evenly spaced frames"
-                    )
-                    long_clip = gr.Checkbox(
-                        False,
-                        label=f"Long clip: keep up to {CLIP_FRAMES} frames and reconstruct them in overlapping "
-                        f"windows of {MAX_VIEWS} instead of thinning to {MAX_VIEWS}",
-                        elem_id="long-clip",
-                    )
-                views_info = gr.Markdown("Upload photos or a video to start.")
+                steps = gr.Slider(
+                    limits.STEPS_MIN,
+                    limits.STEPS_MAX,
+                    value=form.DEFAULTS["steps"],
+                    step=1,
+                    label="2. Steps K",
+                    info=K_HELP,
+                    elem_id="steps",
+                )
+                resolution = gr.Radio(
+                    list(limits.RESOLUTIONS),
+                    value=form.DEFAULTS["resolution"],
+                    label="Resolution (longest side, px)",
+                    info="504 is what DVLT was trained at; lower is faster.",
+                    elem_id="resolution",
+                )
+                estimate = gr.Markdown(RUNTIME, elem_id="estimate")  # ≈ X s before a run, took Y s after
+                with gr.Row(elem_id="run-row"):
+                    run = gr.Button("3. Reconstruct", variant="primary", scale=3, elem_id="reconstruct")
+                    clear = gr.Button("Clear", variant="secondary", scale=1, elem_id="clear")
+                run_status = gr.Markdown("", elem_id="run-status")  # the run's progress and errors, under no text
+                views_info = gr.Markdown("Upload photos or a video to start.", elem_id="views-info")
                 preview_gallery = gr.Gallery(
                     label="Views to use (click one to make it the reference)",
                     columns=4,
@@ -556,93 +736,100 @@ def build_demo() -> gr.Blocks:
                     elem_id="preview",
                 )
                 reference = gr.Number(
-                    0,
+                    form.DEFAULTS["reference"],
                     precision=0,
                     minimum=0,
                     label="Reference view (world frame): number of the view, or click one above",
                     elem_id="reference",
                 )
                 auto_reference = gr.Checkbox(
-                    True,
+                    form.DEFAULTS["auto_reference"],
                     label="Pick the reference automatically (the view that shares the most with the others)",
                     elem_id="auto-reference",
                 )
-                steps = gr.Slider(
-                    limits.STEPS_MIN,
-                    limits.STEPS_MAX,
-                    value=limits.STEPS_DEFAULT,
-                    step=1,
-                    label="Steps K",
-                    info=K_HELP,
-                    elem_id="steps",
-                )
-                resolution = gr.Radio(
-                    list(limits.RESOLUTIONS),
-                    value=limits.RESOLUTION_DEFAULT,
-                    label="Resolution (longest side, px)",
-                    info="504 is what DVLT was trained at; lower is faster.",
-                )
-                estimate = gr.Markdown(RUNTIME, elem_id="estimate")  # ≈ X s before a run, took Y s after
-                run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
+                with gr.Accordion("Video sampling", open=False):
+                    mode = gr.Radio(
+                        [form.SAMPLE_BY_FPS, form.SAMPLE_BY_COUNT], value=form.DEFAULTS["mode"], label="Sample by"
+                    )
+                    fps = gr.Slider(
+                        0.5, limits.FPS_MAX, value=form.DEFAULTS["fps"], step=0.5, label="Frames per second"
+                    )
+                    count = gr.Slider(
+                        2, MAX_VIEWS, value=form.DEFAULTS["count"], step=1, label="Number of evenly spaced frames"
+                    )
+                    long_clip = gr.Checkbox(
+                        form.DEFAULTS["long_clip"],
+                        label=f"Long clip: keep up to {CLIP_FRAMES} frames and reconstruct them in overlapping "
+                        f"windows of {MAX_VIEWS} instead of thinning to {MAX_VIEWS}",
+                        elem_id="long-clip",
+                    )
                 gr.Markdown(LIMITS_LINE)
-            with gr.Column(scale=6):
-                with gr.Tabs() as tabs:
+            with gr.Column(scale=7, elem_id="results"):
+                with gr.Tabs(overflow_behavior="wrap", elem_id="result-tabs") as tabs:  # every tab label shown
                     with gr.Tab("3D scene"):
-                        scene = gr.Model3D(
-                            label="Point cloud and cameras (drag to orbit)",
-                            height=520,
-                            clear_color=(0.96, 0.96, 0.96, 1.0),
-                            elem_id="scene",
-                        )
-                        scene_info = gr.Markdown(elem_id="scene-info")
-                        run_info = gr.Markdown(elem_id="run-info")
-                        with gr.Accordion("Display (re-renders instantly, no new model run)", open=True):
-                            conf = gr.Slider(
-                                0,
-                                95,
-                                value=limits.CONF_PERCENTILE_DEFAULT,
-                                step=1,
-                                label="Hide the least confident % of points",
-                                elem_id="conf",
-                            )
-                            max_points = gr.Slider(
-                                10_000,
-                                limits.POINTS_MAX,
-                                value=limits.POINTS_DEFAULT,
-                                step=10_000,
-                                label="Point budget",
-                            )
-                            with gr.Row(elem_id="display-toggles"):
-                                show_cameras = gr.Checkbox(True, label="Show cameras")
-                                mask_black = gr.Checkbox(False, label="Hide black background")
-                                mask_white = gr.Checkbox(False, label="Hide white background")
-                                drop_edges = gr.Checkbox(
-                                    limits.DROP_EDGES_DEFAULT,
-                                    label="Hide flying pixels at depth edges",
-                                    elem_id="drop-edges",
+                        with gr.Row(equal_height=False):
+                            with gr.Column(scale=3, min_width=300):
+                                scene = gr.Model3D(
+                                    label="Point cloud and cameras (drag to orbit)",
+                                    height=480,
+                                    clear_color=(0.96, 0.96, 0.96, 1.0),
+                                    elem_id="scene",
                                 )
-                            frustum_scale = gr.Slider(
-                                0,
-                                limits.FRUSTUM_SCALE_MAX,
-                                value=limits.FRUSTUM_SCALE_DEFAULT,
-                                step=0.01,
-                                label="Camera marker size (fraction of the scene; 0 hides them)",
-                                elem_id="frustum-scale",
-                            )
-                            views = gr.CheckboxGroup([], label="Views to include", elem_id="views")
+                                scene_info = gr.Markdown(elem_id="scene-info")
+                                run_info = gr.Markdown(elem_id="run-info")
+                            with gr.Column(scale=2, min_width=240, elem_id="display"):
+                                gr.Markdown("**Display** (re-renders instantly, no new model run)")
+                                conf = gr.Slider(
+                                    0,
+                                    95,
+                                    value=limits.CONF_PERCENTILE_DEFAULT,
+                                    step=1,
+                                    label="Hide the least confident % of points",
+                                    elem_id="conf",
+                                )
+                                max_points = gr.Slider(
+                                    10_000,
+                                    limits.POINTS_MAX,
+                                    value=limits.POINTS_DEFAULT,
+                                    step=10_000,
+                                    label="Point budget",
+                                )
+                                with gr.Column(elem_id="display-toggles"):
+                                    show_cameras = gr.Checkbox(True, label="Show cameras")
+                                    mask_black = gr.Checkbox(False, label="Hide black background")
+                                    mask_white = gr.Checkbox(False, label="Hide white background")
+                                    drop_edges = gr.Checkbox(
+                                        limits.DROP_EDGES_DEFAULT,
+                                        label="Hide flying pixels at depth edges",
+                                        elem_id="drop-edges",
+                                    )
+                                frustum_scale = gr.Slider(
+                                    0,
+                                    limits.FRUSTUM_SCALE_MAX,
+                                    value=limits.FRUSTUM_SCALE_DEFAULT,
+                                    step=0.01,
+                                    label="Camera marker size (fraction of the scene; 0 hides them)",
+                                    elem_id="frustum-scale",
+                                )
+                                views = gr.CheckboxGroup([], label="Views to include", elem_id="views")
                         downloads = gr.File(
-                            label="Downloads: GLB scene and raw predictions (.npz)",
+                            label="4. Downloads: GLB scene and raw predictions (.npz)",
                             file_count="multiple",
                             elem_id="downloads",
                         )
                         with gr.Row():
                             fmt = gr.Dropdown(
-                                list(studio.DOWNLOAD_FORMATS),
-                                value=next(iter(studio.DOWNLOAD_FORMATS)),
+                                studio.offered_formats(),
+                                value=studio.offered_formats()[0],
                                 label="Download for…",
                                 elem_id="download-format",
                             )
-                            refine = gr.Checkbox(False, label="Refine cameras with bundle adjustment")
+                            refine = gr.Checkbox(
+                                False,
+                                label="Refine cameras with bundle adjustment",
+                                visible=studio.can_refine(),  # never offered where pycolmap is missing
+                                elem_id="refine",
+                            )
                             fmt_button = gr.Button("Prepare download")
                         fmt_file = gr.File(label="Export", elem_id="export-file")
                     with gr.Tab(SPLATS_TAB):
@@ -697,7 +884,7 @@ def build_demo() -> gr.Blocks:
         sampling_inputs = [files, mode, fps, count]
         display = [conf, show_cameras, views, max_points, mask_black, mask_white]
         looks = [drop_edges, frustum_scale]  # display settings added after the API's first version
-        preview_inputs = [*sampling_inputs, resolution, steps, long_clip, auto_reference]
+        preview_inputs = [*sampling_inputs, resolution, steps, long_clip, auto_reference, reference, example_state]
         for trigger in (files.change, mode.change, fps.release, count.release, long_clip.change, auto_reference.input):
             trigger(
                 preview,
@@ -715,7 +902,13 @@ def build_demo() -> gr.Blocks:
                 api_visibility="private",
                 **PREVIEW_QUEUE,
             )
-        preview_gallery.select(pick_reference, None, [reference, auto_reference], api_visibility="private")
+        preview_gallery.select(pick_reference, None, [reference, auto_reference], api_visibility="private").then(
+            preview,
+            preview_inputs,
+            [preview_gallery, views_info, reference, estimate, sizes_state],
+            api_visibility="private",
+            **PREVIEW_QUEUE,
+        )
         run_inputs = [
             *sampling_inputs,
             reference,
@@ -739,17 +932,18 @@ def build_demo() -> gr.Blocks:
             api_name="reconstruct",
             concurrency_limit=1,
             concurrency_id="model",
-            show_progress_on=[estimate],  # one progress display, next to the button that was pressed
+            show_progress_on=[run_status, scene],  # under the button pressed (no text under it) and on the result
         )
         splats_open = gr.State(False)
         tabs.select(show_splats_on_tab, splats, [splat_view, splats_open], api_visibility="private", **QUIET)
         splats.change(show_splats_if_open, [splats, splats_open], splat_view, api_visibility="private", **QUIET)
         shown = [scene, scene_info, downloads, splats, splat_info]
-        conf.release(rerender, [rec_state, *display, *looks], shown, api_name="rerender")
+        # (the UI's own events are private and named apart from the API's /rerender)
+        conf.release(rerender, [rec_state, *display, *looks], shown, api_name="display", api_visibility="private")
         toggles = (show_cameras.input, mask_black.input, mask_white.input, views.input, drop_edges.input)
         for trigger in (max_points.release, frustum_scale.release, *toggles):
             trigger(rerender_shown, [rec_state, *display, *looks], shown, api_visibility="private")
-        fmt_button.click(download_for, [rec_state, fmt, *display, refine, *looks], fmt_file, api_name="download")
+        fmt_button.click(download_for, [rec_state, fmt, *display, refine, *looks], fmt_file, api_visibility="private")
         plan_inputs = [rec_state, *sampling_inputs, reference, sizes_state, resolution, steps_a, steps_b]
         for trigger in (steps_a.release, steps_b.release, sizes_state.change, rec_state.change, resolution.change):
             trigger(compare_estimate, plan_inputs, compare_plan, api_visibility="private", show_progress="hidden")
@@ -764,11 +958,14 @@ def build_demo() -> gr.Blocks:
         )
         examples = gr.Examples(
             examples=example_rows(),
-            example_labels=["Aloe stereo pair", "Rubber whale pair", "Box clip (video)"],
+            example_labels=list(EXAMPLE_LABELS),
             inputs=[*sampling_inputs, reference, steps, resolution],
             cache_examples=False,
+            elem_id="examples",
         )
-        # A click fills the inputs, then runs exactly like Reconstruct (model result kept after the first run).
+        # A click fills the inputs, then runs exactly like Reconstruct (model result kept after the first run),
+        # with its progress on the result, which the page scrolls to (on a phone the examples are screens below).
+        examples.dataset.click(None, None, None, js=SCROLL_TO_RESULT_JS, api_visibility="private")
         examples.load_input_event.then(
             run_example,
             run_inputs,
@@ -776,7 +973,44 @@ def build_demo() -> gr.Blocks:
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="model",
-            show_progress_on=[estimate],
+            show_progress_on=[scene, run_status],
+        )
+        example_settings = [mode, fps, count, reference, steps, resolution]  # form.EXAMPLE_SETTINGS, in order
+        examples.load_input_event.then(
+            remember_example, [files, *example_settings], example_state, api_visibility="private", **QUIET
+        )
+        # A new upload replaces an example's files and settings; any change by the user clears the old result.
+        results = [scene, scene_info, depth_gallery, legend, run_info, downloads, views, rec_state, splats]
+        results += [splat_info, splat_view, fmt_file, compare_table, compare_gallery]
+        files.upload(
+            replace_example,
+            [files, example_state, *example_settings],
+            [files, *example_settings, example_state],
+            api_visibility="private",
+            **QUIET,
+        )
+        for trigger in (files.upload, files.clear, files.delete):
+            trigger(clear_result, None, results, api_visibility="private", **QUIET)
+        form_inputs = [files, mode, fps, count, long_clip, reference, auto_reference, steps, resolution]
+        clear.click(clear_form, None, [*form_inputs, example_state, *results], api_visibility="private", **QUIET)
+        # The API's /rerender and /download: settings left out keep the ones on show (views: all). Their inputs
+        # are hidden components without a value, so each parameter defaults to None in gradio_client.
+        with gr.Group(visible=False):
+            api_display = [
+                gr.Number(None, label="conf"),
+                maybe_bool("show_cameras"),
+                gr.Dropdown([], value=None, multiselect=True, allow_custom_value=True, label="views"),
+                gr.Number(None, label="max_points", precision=0),
+                maybe_bool("mask_black"),
+                maybe_bool("mask_white"),
+            ]
+            api_looks = [maybe_bool("drop_edges"), gr.Number(None, label="frustum_scale")]
+            api_format = gr.Dropdown(studio.offered_formats(), value=studio.offered_formats()[0], label="label")
+            api_refine = gr.Checkbox(False, label="refine")
+            api_rerender, api_download = gr.Button(), gr.Button()
+        api_rerender.click(rerender_api, [rec_state, *api_display, *api_looks], shown, api_name="rerender")
+        api_download.click(
+            download_api, [rec_state, api_format, *api_display, api_refine, *api_looks], fmt_file, api_name="download"
         )
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)

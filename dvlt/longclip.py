@@ -9,7 +9,7 @@ from PIL import Image
 
 from . import limits
 from .errors import EmptyInputError, InputError
-from .estimate import Estimate, Estimator
+from .estimate import SLOW_SECONDS, Estimate, Estimator, human_seconds
 from .model import DVLT
 from .pipeline import Progress
 from .preprocess import canvas_size
@@ -52,7 +52,8 @@ def estimate_clip(
     precision: str,
     max_views: int,
 ) -> tuple[Estimate, str]:
-    """Total estimate (time adds up over windows, peak memory is one window's) and its line, per window too;
+    """Total estimate (time adds up over windows, peak memory is one window's) and its line in seconds and memory,
+    per window too, warning first when the whole clip takes over SLOW_SECONDS (as a single run's estimate does);
     a clip that fits one pass gets the one-pass estimate."""
     plan = plan_clip(len(sizes), max_views)
     if not plan.windowed:
@@ -62,11 +63,33 @@ def estimate_clip(
     where = device_label(device, precision)
     total = Estimate(one.seconds * plan.count, one.peak_gb, one.tflops * plan.count)
     line = (
-        f"{plan.describe()}: ≈ {one.seconds:.0f} s per window, ≈ {total.seconds:.0f} s in total and "
-        f"≈ {one.peak_gb:.1f} GB at most, for {plan.frames} frames at {width}×{height}, K={steps} on {where} "
-        f"({total.tflops:.1f} TFLOP)"
+        f"{plan.describe()}: ≈ {human_seconds(one.seconds)} per window, ≈ {human_seconds(total.seconds)} in total "
+        f"and ≈ {one.peak_gb:.1f} GB at most, for {plan.frames} frames at {width}×{height}, K={steps} on {where}"
     )
+    if total.slow:
+        line += f"  \n⚠️ **Over {SLOW_SECONDS / 60:.0f} minutes.** " + cheaper_clip(
+            estimator, sizes, resolution, steps, device, precision, max_views
+        )
     return total, line
+
+
+def cheaper_clip(
+    estimator: Estimator,
+    sizes: Sequence[tuple[int, int]],
+    resolution: int,
+    steps: int,
+    device: str,
+    precision: str,
+    max_views: int,
+) -> str:
+    """One sentence offering a faster long-clip setting: the next lower resolution (with its total), or fewer frames."""
+    plan = plan_clip(len(sizes), max_views)
+    lower = [r for r in limits.RESOLUTIONS if r < resolution]
+    if not lower:
+        return "Fewer frames (a lower frame rate) or a smaller K is faster."
+    height, width = canvas_size(sizes, max(lower))
+    seconds = estimator.estimate(plan.window, height, width, steps, device, precision).seconds * plan.count
+    return f"Faster: {max(lower)} px (≈ {human_seconds(seconds)}) or fewer frames (a lower frame rate)."
 
 
 def run_windows(

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import errno
 import hashlib
+import importlib.util
+import io
 import logging
 import os
 import shutil
@@ -31,7 +34,7 @@ from .batch import pid_alive
 from .budget import decode_slot
 from .errors import DiskFullError, DVLTError, EmptyInputError, InputError, StepsError, TooManyFramesError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimate, Estimator, human_seconds
-from .export import CameraOptions, adjust_cameras, write_colmap, write_glb, write_nerfstudio, zip_directory
+from .export import CameraOptions, adjust_cameras, available, write_colmap, write_glb, write_nerfstudio, zip_directory
 from .export.ply import write_point_cloud
 from .export.rerun import write_rerun
 from .export.splat import write_splats
@@ -52,6 +55,16 @@ DOWNLOAD_FORMATS = {
     "Rerun recording (.rrd)": "rerun",
 }
 log = logging.getLogger("dvlt.studio")
+
+
+def offered_formats() -> list[str]:
+    """The download formats this installation can write: one whose optional package is missing is not offered."""
+    return [label for label, kind in DOWNLOAD_FORMATS.items() if available(kind)]
+
+
+def can_refine() -> bool:
+    """True when bundle adjustment can run (pycolmap installed); otherwise the option is not offered."""
+    return importlib.util.find_spec("pycolmap") is not None
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class SessionResult:
     reference: int = 0
     resolution: int = limits.RESOLUTION_DEFAULT
     budget: int | None = None  # the frame budget that thinned a video sampled by frame rate (None: none)
+    options: SceneOptions = SceneOptions()  # the display settings of the scene on show (API calls default to them)
 
     def matches(self, files: Sequence[str] | None, sampling: Sampling, reference: int, resolution: int) -> bool:
         """True when a run with these inputs and settings would see the same views as this result."""
@@ -363,6 +377,35 @@ def scene_options(
     )
 
 
+def requested_options(
+    current: SceneOptions,
+    conf: float | None = None,
+    show_cameras: bool | None = None,
+    views: Sequence[int | str] | None = None,
+    max_points: int | None = None,
+    mask_black: bool | None = None,
+    mask_white: bool | None = None,
+    drop_edges: bool | None = None,
+    frustum_scale: float | None = None,
+) -> SceneOptions:
+    """The display options an API call asks for: each one it gives, else the one on show now (`current`);
+    `views` left out means every view, so a call with no settings shows the whole result as it looks now."""
+
+    def given(value, now):
+        return now if value is None else value
+
+    return scene_options(
+        given(conf, current.conf_percentile),
+        given(show_cameras, current.show_cameras),
+        views,
+        given(max_points, current.max_points),
+        given(mask_black, current.mask_black),
+        given(mask_white, current.mask_white),
+        given(drop_edges, current.drop_edges),
+        given(frustum_scale, current.frustum_scale),
+    )
+
+
 def render_splats(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
     """Write the Gaussian-splat PLY the viewer shows (same filters as the point cloud) and describe it."""
     start = time.perf_counter()
@@ -372,10 +415,33 @@ def render_splats(rec: Reconstruction, options: SceneOptions, directory: Path) -
     return path, f"**Splats {human_size(path.stat().st_size)}** · {gaussians:,} Gaussians · built in {took:.2f} s"
 
 
+REFERENCE_WHY = {
+    "auto": "picked automatically: it shares the most content with the others",
+    "chosen": "your choice",
+    "long clip": "the clip's first frame (long-clip windows follow the clip's order)",
+}
+
+
+def reference_line(index: int, how: str) -> str:
+    """The one sentence naming the reference view, the same in the preview and in the run info
+    (`how`: 'auto', 'chosen' or 'long clip'; views are numbered as in the preview)."""
+    return f"Reference view (world frame): **view {index}**, {REFERENCE_WHY[how]}."
+
+
+def thumbnail_data_uri(path: str | Path, side: int = 96) -> str:
+    """A small JPEG of a photo (a video: its first frame) as a data: URI, for an example's button."""
+    _, frames = load_sequence([str(path)], num_frames=1, max_frames=1, max_side=side)
+    picture = frames[0].convert("RGB")
+    picture.thumbnail((side, side))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def choose_reference(frames: Sequence[Image.Image]) -> tuple[int, str]:
-    """The most central view (dvlt.reference) and a line saying which it is and why."""
+    """The most central view (dvlt.reference) and the line saying which it is and why."""
     index = most_central_view(frames)
-    return index, f"Auto reference: view {index}, the view that shares the most content with the others."
+    return index, reference_line(index, "auto")
 
 
 def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) -> tuple[Path, str]:
@@ -386,6 +452,82 @@ def render_scene(rec: Reconstruction, options: SceneOptions, directory: Path) ->
     cameras = f"{stats.cameras} camera{'s' if stats.cameras != 1 else ''}"
     info = f"**GLB {human_size(stats.bytes)}** · {stats.points:,} points · {cameras} · built in {took:.2f} s"
     return stats.path, info
+
+
+def reference_for(
+    frames: Sequence[Image.Image], auto: bool, long_clip: bool, chosen: int, max_views: int
+) -> tuple[int, str]:
+    """The reference view and the line naming it (the same in the preview and the run info): view 0 for a long
+    clip cut into windows (they follow the clip's order), the most central view when `auto`, else `chosen`."""
+    if long_clip and len(frames) > max_views:
+        return 0, reference_line(0, "long clip")
+    if auto:
+        return choose_reference(frames)
+    return int(chosen or 0), reference_line(int(chosen or 0), "chosen")
+
+
+def model_result(
+    frames: Sequence[Image.Image],
+    reference: int,
+    model_pass: Callable[[list[Image.Image]], Reconstruction],
+    cache: ResultCache | None = None,
+    key: Hashable | None = None,
+) -> tuple[list[Image.Image], Reconstruction, bool]:
+    """The frames with `reference` first and their reconstruction: the one `cache` holds for `key` (re-used:
+    True), else `model_pass(frames)`, then kept there. A clicked example runs once, for every session."""
+    ordered = with_reference_first(frames, reference)
+    rec = cache.get(key) if cache is not None else None
+    if rec is not None:
+        return ordered, rec, True
+    rec = model_pass(ordered)
+    if cache is not None:
+        cache.put(key, rec)
+    return ordered, rec, False
+
+
+@dataclass
+class RunFiles:
+    """What a finished run shows and serves: scene, splats, raw predictions, depth gallery and legend."""
+
+    glb: Path
+    scene_info: str
+    splats: Path
+    splat_info: str
+    npz: Path
+    gallery: list[tuple[np.ndarray, str]]
+    legend: np.ndarray
+
+
+def write_run_files(rec: Reconstruction, options: SceneOptions, folder: Path) -> RunFiles:
+    """Write a run's GLB, splat PLY and predictions into `folder` (all or nothing) and draw its depth gallery;
+    then drop the full-size photos from `rec` (the session keeps it; downloads read the photos again)."""
+    with all_or_nothing(folder):
+        glb, info = render_scene(rec, options, folder)
+        splats, splat_info = render_splats(rec, options, folder)
+        npz = rec.to_npz(folder / "dvlt-predictions.npz")
+    items, scale = depth_panels(rec)
+    rec.originals = None
+    return RunFiles(glb, info, splats, splat_info, npz, items, scale)
+
+
+def describe_run(
+    rec: Reconstruction,
+    estimate: Estimate | None,
+    took: float,
+    where: str,
+    reference: str,
+    notes: str = "",
+    windows: str = "",
+    reused: bool = False,
+) -> str:
+    """The run info: time against the estimate, where it ran, notes on the upload, the long-clip windows, the
+    reference view, and whether an example's first result was re-used."""
+    lines = [run_summary(rec, estimate, took, where) + notes]
+    lines += [windows] if windows else []
+    lines.append(reference)
+    if reused:
+        lines.append("_Example result re-used from its first run (the model time above is that run's)._")
+    return "  \n".join(lines)
 
 
 def depth_panels(rec: Reconstruction) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:

@@ -21,6 +21,9 @@ def launch_app(checkpoint_dir, output_dir) -> tuple[object, str]:
     os.environ["DVLT_CHECKPOINT"] = str(checkpoint_dir)
     os.environ["DVLT_OUTPUT_DIR"] = str(output_dir)
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(output_dir / "examples-cache")
+    # uploads in a cache of this test session's own: /tmp/gradio is shared by every Gradio process on the machine,
+    # and one that shuts down deletes the files it wrote there, even when another app's upload has the same hash
+    os.environ["GRADIO_TEMP_DIR"] = str(output_dir / "gradio-cache")
     sys.path.insert(0, str(ROOT))
     app = importlib.import_module("app")
     port = free_port()

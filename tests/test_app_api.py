@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 
 import numpy as np
 import pytest
@@ -123,8 +125,6 @@ def test_rerender_and_downloads_use_the_cached_result(client):
         drop_edges=False,
         api_name="/download",
     )
-    import zipfile
-
     bundle = zipfile.ZipFile(archive)
     names = bundle.namelist()
     assert any(n.endswith("sparse/0/points3D.bin") for n in names) and any(n.endswith("images.txt") for n in names)
@@ -132,6 +132,47 @@ def test_rerender_and_downloads_use_the_cached_result(client):
         assert (
             Image.open(photo).size == Image.open(WHALE / "rubberwhale1.png").size
         )  # full-resolution photos, not crops
+
+
+def test_rerender_and_download_default_to_every_view_and_the_settings_on_show(client, tmp_path):
+    """Left out, /rerender's and /download's settings are the ones on show and the views are all of them (the
+    old defaults, views=[], gave an empty scene without a word)."""
+    whale = [WHALE / "rubberwhale1.png", WHALE / "rubberwhale2.png"]
+    glb, *_ = reconstruct(client, whale, conf=0, show_cameras=False, max_points=2_000_000, **FAST)
+    everything, markers = load_scene(glb)
+    assert markers == [] and len(everything.vertices) > 10_000
+    again, *_ = client.predict(api_name="/rerender")
+    points, markers = load_scene(again)
+    assert markers == [] and len(points.vertices) == len(everything.vertices)  # all views, conf 0, no cameras
+    one_view, *_ = client.predict(views=["view 1"], conf=50, api_name="/rerender")
+    assert 0.2 * len(everything.vertices) < len(load_scene(one_view)[0].vertices) < 0.3 * len(everything.vertices)
+    back, *_ = client.predict(api_name="/rerender")  # views: all again; conf: 50, as now on show
+    assert 0.4 * len(everything.vertices) < len(load_scene(back)[0].vertices) < 0.6 * len(everything.vertices)
+    ply = client.predict(label="PLY point cloud", api_name="/download")
+    assert len(trimesh.load(ply).vertices) == len(load_scene(back)[0].vertices)  # the download is the scene on show
+
+
+def readme_api_block() -> str:
+    """The Python block of the README's API section, exactly as written."""
+    section = (ROOT / "README.md").read_text().split("### API", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_api_section_runs_as_written(app_url, monkeypatch):
+    """Every endpoint the README documents runs with the call it shows (only the address is this test's)."""
+    code = readme_api_block()
+    assert code.count('"http://localhost:7860/"') == 1
+    for endpoint in ("/reconstruct", "/rerender", "/download", "/compare_k"):
+        assert f'api_name="{endpoint}"' in code
+    monkeypatch.chdir(ROOT)  # its paths are relative to the repository, as for a reader in a checkout
+    names: dict = {}
+    exec(compile(code.replace('"http://localhost:7860/"', repr(app_url)), "README.md", "exec"), names)
+    first, _ = load_scene(names["glb"])  # the last /rerender's scene: conf 50 instead of 20
+    assert "2 cameras" in names["info"] and len(first.vertices) > 50  # synthetic weights: few pass drop_edges
+    with zipfile.ZipFile(names["colmap_zip"]) as bundle:
+        assert any(n.endswith("sparse/0/points3D.bin") for n in bundle.namelist())
+    assert names["recording"].endswith(".rrd") and os.path.getsize(names["recording"]) > 10_000
+    assert "K=8" in names["table"] and "K=12" in names["table"] and len(names["maps"]) == 2
 
 
 def test_compare_k(client):

@@ -197,7 +197,7 @@ def test_viewer_controls_and_splats(browser, app_url):
     page.wait_for_selector("#preview img", timeout=60_000)
     page.get_by_label("252").check()
     page.wait_for_function("document.querySelector('#estimate').innerText.includes('2 views')", timeout=60_000)
-    assert "Auto reference: view 0" in page.locator("body").inner_text()
+    assert "view 0, picked automatically" in page.locator("#views-info").inner_text()
     page.locator("#drop-edges input[type=checkbox]").uncheck()  # synthetic weights: keep every pixel
     page.click("#reconstruct")
     wait_for_run(page, 2, "")
@@ -257,3 +257,120 @@ def test_viewer_controls_and_splats(browser, app_url):
     both.paste(right, (left.width, 0))
     both.save(ARTIFACTS / "scene-and-splats.png")
     page.context.close()
+
+
+SIZES = {"desktop-1366x900": {"width": 1366, "height": 900}, "phone-390x844": {"width": 390, "height": 844}}
+
+
+def draws_per_second(page) -> float:
+    """WebGL draw calls per second on the page now (counted by app.IDLE_VIEWERS_JS), over 1.5 s."""
+    page.wait_for_timeout(600)  # a loop hidden a moment ago draws one more frame
+    before = page.evaluate("window.dvltDraws")
+    page.wait_for_timeout(1500)
+    return (page.evaluate("window.dvltDraws") - before) / 1.5
+
+
+def in_view(page, selector: str) -> bool:
+    """The element's top and bottom are inside the viewport as it is scrolled now."""
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= -1 and box["y"] + box["height"] <= page.viewport_size["height"] + 1
+
+
+@pytest.mark.parametrize("size", SIZES, ids=list(SIZES))
+def test_first_minutes(browser, app_url, size):
+    """Issue 22 as a new user meets it, at 1366x900 and 390x844, with no error toast after any action."""
+    phone = size.startswith("phone")
+    context = browser.new_context(viewport=SIZES[size], is_mobile=phone, device_scale_factor=2 if phone else 1)
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#uploads")
+    assert "1. Upload photos" in page.locator("#how-to").inner_text() and "3. Reconstruct" in page.locator(
+        "#how-to"
+    ).inner_text().replace("**", "")
+    page.wait_for_selector("#examples .gallery-item")
+    thumbnails = page.evaluate(
+        "Array.from(document.querySelectorAll('#examples .gallery-item'))"
+        ".map(e => getComputedStyle(e, '::before').backgroundImage.slice(0, 30))"
+    )
+    assert len(thumbnails) == 3 and all(t.startswith('url("data:image/jpeg') for t in thumbnails)
+    tabs = page.get_by_role("tab")
+    assert [t for t in tabs.all_inner_texts()] == ["3D scene", "Splats", "Depth & confidence", "Compare K"]
+    assert all(tab.is_visible() for tab in tabs.all()) and not page.get_by_label("More tabs").is_visible()
+
+    # an example: the page goes to the result, where the progress shows; then its result and settings
+    page.get_by_text("Rubber whale pair", exact=True).click()
+    page.wait_for_selector("#scene [data-testid='status-tracker']:not(.hide)", timeout=30_000)
+    page.wait_for_function(  # the result area, with the run's progress on it, is where the user now is
+        "() => { const top = document.querySelector('#results').getBoundingClientRect().top;"
+        " return top > -80 && top < window.innerHeight / 3; }",
+        timeout=5_000,
+    )
+    progress = page.locator("#scene [data-testid='status-tracker']").bounding_box()
+    assert 0 <= progress["y"] < SIZES[size]["height"] / 2
+    wait_for_run(page, 2, "")
+    assert_no_error(page)
+    assert page.locator("#steps input[type=number]").input_value() == "8"  # the example's fast settings
+
+    # a new upload replaces the example's files, its settings and its result
+    page.locator("#uploads input[type=file]").set_input_files([str(ALOE / "aloeL.jpg"), str(ALOE / "aloeR.jpg")])
+    page.wait_for_function("document.querySelector('#views-info').innerText.includes('1282×1110 (2)')", timeout=60_000)
+    names = page.locator("#uploads").inner_text()
+    assert "aloeL" in names and "aloeR" in names and "rubberwhale" not in names
+    assert page.locator("#steps input[type=number]").input_value() == "12"
+    assert page.locator("#resolution").get_by_label("504").is_checked()
+    assert page.locator("#run-info").inner_text().strip() == "" and page.locator("#scene-info").inner_text() == ""
+    assert page.locator("#downloads a").count() == 0 and page.locator("#views input").count() == 0
+    assert_no_error(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    if not phone:  # after an upload the button and the estimate are in sight, and nothing is drawn over them
+        assert in_view(page, "#reconstruct") and in_view(page, "#estimate")
+    page.locator("#resolution").get_by_label("252").check()
+    page.wait_for_function("document.querySelector('#estimate').innerText.includes('252×')", timeout=60_000)
+    page.click("#reconstruct")
+    wait_for_run(page, 2, "")
+    assert_no_error(page)
+    line = "view 0, picked automatically"
+    assert line in page.locator("#views-info").inner_text() and line in page.locator("#run-info").inner_text()
+    estimate, status = page.locator("#estimate").bounding_box(), page.locator("#run-status").bounding_box()
+    assert status["y"] >= estimate["y"] + estimate["height"] - 1  # the progress place is under the estimate text
+    if not phone:  # the display controls sit beside the 3D view
+        scene, conf = page.locator("#scene").bounding_box(), page.locator("#conf").bounding_box()
+        assert conf["x"] >= scene["x"] + scene["width"] and scene["y"] <= conf["y"] <= scene["y"] + scene["height"]
+
+    # a hand-picked reference is named the same way in the preview and after the run
+    page.locator("#preview button.thumbnail-item").nth(1).click()
+    page.wait_for_function("document.querySelector('#views-info').innerText.includes('view 1, your choice')")
+    marker = page.locator("#run-info").inner_text()
+    page.click("#reconstruct")
+    wait_for_run(page, 2, marker)
+    assert "view 1, your choice" in page.locator("#run-info").inner_text()
+    assert_no_error(page)
+
+    # captions under the depth pictures; WebGL viewers draw only while their tab is open
+    page.get_by_role("tab", name="Depth & confidence").click()
+    page.wait_for_selector("#depth-gallery img")
+    overlaps = page.evaluate(
+        "Array.from(document.querySelectorAll('#depth-gallery .thumbnail-item')).filter(item => {"
+        " const img = item.querySelector('img').getBoundingClientRect();"
+        " const caption = item.querySelector('.caption-label').getBoundingClientRect();"
+        " return caption.top < img.bottom - 1; }).length"
+    )
+    assert page.locator("#depth-gallery .thumbnail-item").count() == 2 and overlaps == 0
+    assert draws_per_second(page) == 0
+    page.get_by_role("tab", name="Splats").click()
+    page.wait_for_selector("#splats canvas", timeout=60_000)
+    assert draws_per_second(page) > 5  # the splat viewer draws every frame while it is shown (the 3D one on demand)
+    page.get_by_role("tab", name="Compare K").click()
+    assert draws_per_second(page) == 0  # no idle CPU in the browser with the splats tab opened once
+    assert_no_error(page)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="3D scene").click()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / f"first-minutes-{size}.png"), full_page=True)
+    page.click("#clear")  # Clear: no files, default settings, no result
+    page.wait_for_function("document.querySelector('#views-info').innerText.includes('Upload photos')")
+    assert "aloe" not in page.locator("#uploads").inner_text() and page.locator("#scene-info").inner_text() == ""
+    assert page.locator("#reference input").input_value() == "0" and page.locator("#auto-reference input").is_checked()
+    assert_no_error(page)
+    context.close()

@@ -63,7 +63,7 @@ def call(client: Client, files, fn: str = "/reconstruct", **options):
     """Call an endpoint with files uploaded over HTTP."""
     if fn == "/preview":  # a private event: not in the API docs, reachable over HTTP all the same
         return call_private(
-            client.src, "preview", files, ["frames per second", options.get("fps", 2), 8, 252, 8, False, False]
+            client.src, "preview", files, ["frames per second", options.get("fps", 2), 8, 252, 8, False, False, 0, None]
         )
     uploads = [handle_file(str(f)) for f in files]
     arguments = {

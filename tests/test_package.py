@@ -57,6 +57,18 @@ def test_requirements_txt_lists_the_runtime_dependencies_of_pyproject():
     assert listed == {requirement_name(dep) for dep in PYPROJECT["project"]["dependencies"]}
 
 
+def test_requirements_txt_installs_what_every_offered_option_needs():
+    """The Space installs from requirements.txt alone: the Rerun download and bundle adjustment it offers need
+    rerun-sdk and pycolmap there (without them the download failed and the refinement silently did nothing)."""
+    from dvlt.export import OPTIONAL_FORMATS
+
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    listed = {requirement_name(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}
+    needed = {"rerun": "rerun-sdk", "pycolmap": "pycolmap"}  # module -> the package that installs it
+    modules = {*OPTIONAL_FORMATS.values(), "pycolmap"}
+    assert {needed[module] for module in modules} <= listed
+
+
 def test_readme_install_command_installs_what_the_python_blocks_import():
     install = re.search(r"```bash\n(pip install [^\n]*python app\.py)\n```", README).group(1)
     assert "-e ." in install and "[test]" not in install  # the runtime install, no test extra

@@ -38,6 +38,41 @@ def test_edges_drop_the_outline_and_keep_tilted_surfaces():
     assert edges[~outline].mean() < 0.001  # the tilted wall and the box face stay
 
 
+def slope_beside_small_step() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plane seen at a grazing angle (left half) beside a flat wall with a slightly nearer box (right half).
+
+    A plane's inverse depth is linear in the pixel column, so depth = 1 / (1 - s * column) is an exact plane; s is
+    chosen so that over any three neighbouring columns depth changes by at most 3.0 % (a smooth surface). The box
+    stands 5 % nearer than the wall (a real step). A filter's threshold must fall between the two.
+    Returns (depth (1, H, W), slope pixels, pixels whose 3x3 neighbourhood straddles the box outline).
+    """
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    half = WIDTH // 2
+    last = half - 1  # the steepest column of the slope (inverse depth falls to the right)
+    s = 0.03 / (0.03 * last + 2.06)  # depth(last + 1) / depth(last - 1) = 1.03
+    slope = 1.0 / (1.0 - s * cols)
+    box = (cols >= half + 20) & (cols < WIDTH - 20) & (np.abs(rows - HEIGHT // 2) < 30)
+    wall = np.where(box, 2.0 / 1.05, 2.0)
+    depth = np.where(cols < half, slope, wall)
+    padded = np.pad(box, 1, mode="edge")
+    neighbours = [padded[dy : dy + HEIGHT, dx : dx + WIDTH] for dy in range(3) for dx in range(3)]
+    outline = np.any(neighbours, axis=0) & ~np.all(neighbours, axis=0)
+    inside_slope = cols < half - 1  # the column next to the wall sees the seam between the halves
+    return depth[None], inside_slope[None], outline[None]
+
+
+def test_edges_keep_a_steep_smooth_slope_and_drop_a_small_real_step():
+    """Near the threshold from both sides: a 3 % change over three pixels stays, a 5 % step goes (a threshold of
+    half or twice today's would fail one of them)."""
+    depth, slope, outline = slope_beside_small_step()
+    ratio = depth[0, 0, 2:][: WIDTH // 2 - 2] / depth[0, 0, : WIDTH // 2 - 2]  # three columns apart, on the slope
+    assert 1.02 < ratio.max() <= 1.0301  # the scene is as described
+    edges = depth_edges(depth)
+    assert not edges[slope].any()  # the steep slope stays whole
+    assert edges[outline].all()  # every pixel at the 5 % step goes
+    assert not edges[~outline & (np.arange(WIDTH) > WIDTH // 2)].any()  # the wall and box faces (past the seam) stay
+
+
 def test_edges_ignore_invalid_pixels():
     depth, _ = render_box_before_wall()
     valid = np.ones_like(depth, bool)
@@ -122,7 +157,7 @@ def test_app_viewer_controls_over_http(app_url, tmp_path):
         resolution=252, auto_reference=True, drop_edges=False, frustum_scale=0.1, api_name="/reconstruct", **display,
     )  # fmt: skip
     glb, summary, splats = result[0], result[4], result[8]  # (the session state is not sent over the API)
-    assert "Auto reference: view 1" in summary  # the middle of the pan
+    assert "**view 1**, picked automatically" in summary  # the middle of the pan
     names, count = read_ply_header(splats)
     assert names[:6] == ["x", "y", "z", "nx", "ny", "nz"] and "rot_3" in names and "f_dc_0" in names
     points = trimesh.load(glb, force="scene")
