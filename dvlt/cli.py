@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,6 +32,9 @@ from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, is_video, load_sequence
+from .measure import KnownDistance, MeasureError, with_known_distance
+from .points import DEFAULT_POINT_SOURCE, POINT_SOURCES, with_point_source
+from .records import Reconstruction
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
 
@@ -133,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest image side given to the model, multiple of 14 (default %(default)s, as trained)",
     )
     add_point_filter_arguments(rec)
+    add_scene_choice_arguments(rec)
     rec.add_argument(
         "--window",
         type=int,
@@ -192,6 +196,33 @@ def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scene_choice_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which prediction makes the points and the real scale (shared by `reconstruct` and `export`)."""
+    parser.add_argument(
+        "--points",
+        choices=POINT_SOURCES,
+        default=DEFAULT_POINT_SOURCE,
+        help="depth: depth along the fitted cameras' rays; direct: the model's direct point head (default %(default)s)",
+    )
+    parser.add_argument(
+        "--known-distance",
+        nargs=7,
+        metavar=("VA", "XA", "YA", "VB", "XB", "YB", "METRES"),
+        default=None,
+        help="make every output metric: the points under photo pixel (XA, YA) of view VA and (XB, YB) of view VB "
+        "(views from 0, pixels of the original photos) are METRES apart",
+    )
+
+
+def prepared(rec: Reconstruction, args: argparse.Namespace, log: Callable[[str], None]) -> Reconstruction:
+    """The reconstruction with the command line's choices applied: point source, then real scale."""
+    rec = with_point_source(rec, args.points)
+    if args.known_distance is not None:
+        rec = with_known_distance(rec, args.known_distance)
+        log(f"{rec.name}: {rec.scale_note}; every output is in metres")
+    return rec
+
+
 def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Options `reconstruct` and `export` share (points, formats): reject bad values with a usage error (exit 2)."""
     if not 0 <= args.conf_percentile < 100:
@@ -200,8 +231,10 @@ def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--max-points must be >= 1")
     try:
         args.formats = parse_formats(args.formats)
-    except ValueError as error:
-        parser.error(str(error))
+        if args.known_distance is not None:
+            args.known_distance = KnownDistance.parse(args.known_distance)
+    except (ValueError, MeasureError) as error:
+        parser.error(f"--known-distance: {error}" if isinstance(error, MeasureError) else str(error))
 
 
 def scene_options(args: argparse.Namespace) -> SceneOptions:
@@ -252,6 +285,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         help="principal point at each photo's centre, poses re-fitted (for the reference 3DGS trainer)",
     )
     add_point_filter_arguments(exp)
+    add_scene_choice_arguments(exp)
     exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -260,7 +294,6 @@ def run_export(args: argparse.Namespace) -> int:
     import zipfile
 
     from .export.photos import with_photos
-    from .records import Reconstruction
 
     path: Path = args.predictions
     if not path.is_file():
@@ -279,6 +312,7 @@ def run_export(args: argparse.Namespace) -> int:
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     start = time.perf_counter()
+    rec = prepared(rec, args, log)
     written = export_all(rec, args.out, args.formats, options, cameras, log)
     log(
         f"{rec.name}: {rec.num_views} views in {time.perf_counter() - start:.1f} s -> "
@@ -501,6 +535,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                         )
                     else:
                         rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
+                    rec = prepared(rec, args, lambda message: tqdm.write(message, file=sys.stderr) if show else None)
                     with SceneFolder(args.out / name) as folder:
                         written = export_all(rec, folder, args.formats, options)
                     written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}
