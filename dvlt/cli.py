@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         '  dvlt reconstruct "shots/*.jpg" --out results --formats all # a quoted glob\n'
         "\nformats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
-        + "\n  all         every format above",
+        + "\n  all         every format above but video",
     )
     rec.add_argument(
         "inputs",
@@ -258,7 +258,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="formats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
-        + "\n  all         every format above",
+        + "\n  all         every format above but video",
     )
     exp.add_argument("predictions", type=Path, metavar="PREDICTIONS.npz", help="a predictions .npz written by dvlt")
     exp.add_argument("--out", required=True, type=Path, help="output folder")
