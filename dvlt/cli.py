@@ -30,6 +30,7 @@ from . import limits
 from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
+from .exif import INTRINSICS_CHOICES, with_intrinsics
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, is_video, load_sequence
 from .measure import KnownDistance, MeasureError, with_known_distance
@@ -212,15 +213,22 @@ def add_scene_choice_arguments(parser: argparse.ArgumentParser) -> None:
         help="make every output metric: the points under photo pixel (XA, YA) of view VA and (XB, YB) of view VB "
         "(views from 0, pixels of the original photos) are METRES apart",
     )
+    parser.add_argument(
+        "--intrinsics",
+        choices=INTRINSICS_CHOICES,
+        default="predicted",
+        help="exif: fix each photo's focal length to its EXIF tags and re-fit the poses (export: needs --images) "
+        "(default %(default)s)",
+    )
 
 
 def prepared(rec: Reconstruction, args: argparse.Namespace, log: Callable[[str], None]) -> Reconstruction:
-    """The reconstruction with the command line's choices applied: point source, then real scale."""
+    """The reconstruction with the command line's choices applied: point source, real scale, then intrinsics."""
     rec = with_point_source(rec, args.points)
     if args.known_distance is not None:
         rec = with_known_distance(rec, args.known_distance)
         log(f"{rec.name}: {rec.scale_note}; every output is in metres")
-    return rec
+    return with_intrinsics(rec, args.intrinsics, lambda message: log(f"{rec.name}: {message}"))
 
 
 def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -229,6 +237,8 @@ def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--conf-percentile must be in [0, 100)")
     if args.max_points < 1:
         parser.error("--max-points must be >= 1")
+    if args.command == "export" and args.intrinsics == "exif" and args.images is None:
+        parser.error("--intrinsics exif reads the photos' EXIF tags: pass the photos with --images")
     try:
         args.formats = parse_formats(args.formats)
         if args.known_distance is not None:
