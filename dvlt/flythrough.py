@@ -142,13 +142,15 @@ def render_frame(
 
 
 def video_camera(rec: Reconstruction, width: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Intrinsics and (h, w) of the virtual camera: the input cameras' median focal length and the canvas's
-    aspect at `width` pixels (even sides, as H.264's 4:2:0 needs)."""
+    """Intrinsics and (h, w) of the virtual camera: the input cameras' median intrinsics (so a frame at an input
+    camera shows what that view saw) scaled to the canvas's aspect at `width` pixels (even sides, as H.264's
+    4:2:0 needs)."""
     canvas_h, canvas_w = rec.size
     height = max(2, int(round(width * canvas_h / canvas_w / 2)) * 2)
     width = max(2, width // 2 * 2)
-    focal = float(np.median(np.sqrt(rec.intrinsics[:, 0, 0] * rec.intrinsics[:, 1, 1]))) * width / canvas_w
-    return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]]), (height, width)
+    fx, fy, cx, cy = (float(np.median(rec.intrinsics[:, i, j])) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    sx, sy = width / canvas_w, height / canvas_h
+    return np.array([[fx * sx, 0, cx * sx], [0, fy * sy, cy * sy], [0, 0, 1.0]]), (height, width)
 
 
 def write_flythrough(
