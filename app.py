@@ -22,6 +22,7 @@ from dvlt import flythrough, limits, longclip, studio, studio_measure
 from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
+from dvlt.export.glb import write_glb
 from dvlt.inputs import NAME_KEY
 from dvlt.pipeline import Reconstruction
 from dvlt.runtime import describe_runtime, precision_name
@@ -553,21 +554,70 @@ def show_measure_view(session, view, picks):
     return studio_measure.marked_view(session.rec, view_number(view), picks or [])
 
 
+def draw_measurement(rec, picks, options, glb) -> None:
+    """Rewrite the scene GLB with the A-B segment drawn in it, when both points are picked."""
+    segment = studio_measure.measured_segment(rec, picks or [])
+    if segment is not None:
+        write_glb(rec, glb, options, segment)
+
+
 @human_errors
-def pick_point(session, view, picks, event: gr.SelectData):
-    """A click on the photo: A, then B (a third click starts again); the distance once both are set."""
+def pick_point(
+    session,
+    view,
+    picks,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    event: gr.SelectData,
+    request: gr.Request = None,
+):
+    """A click on the photo: A, then B (a third click starts again); the distance, and the segment drawn in the
+    3D scene, once both are set."""
     if session is None:
         raise gr.Error("Reconstruct something first, then click the photo to measure.")
     number = view_number(view)
     picks = studio_measure.add_pick(picks or [], studio_measure.clicked_pick(session.rec, number, event.index))
     picked_view, *xy = picks[-1]
     session.rec.point_at(picked_view, xy)  # a click without depth is refused before it is kept
-    return picks, studio_measure.marked_view(session.rec, number, picks), studio_measure.measurement(session.rec, picks)
+    scene = gr.skip()
+    if len(picks) == 2:
+        with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+            scene = str(folder / "scene-measured.glb")
+            draw_measurement(
+                session.rec,
+                picks,
+                studio.scene_options(
+                    conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+                ),
+                scene,
+            )
+    marked = studio_measure.marked_view(session.rec, number, picks)
+    return picks, marked, studio_measure.measurement(session.rec, picks), scene
 
 
 @human_errors
 def apply_scene_choices(
-    base, picks, metres, points, exif, *display, request: gr.Request = None, progress=gr.Progress()
+    base,
+    picks,
+    metres,
+    points,
+    exif,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    request: gr.Request = None,
+    progress=gr.Progress(),
 ):
     """The run's result with the chosen point source, real scale and EXIF focal lengths: scene, splats,
     downloads and the session all follow."""
@@ -585,10 +635,13 @@ def apply_scene_choices(
     choice = studio_measure.Adjustments(studio_measure.POINT_CHOICES.get(points, "depth"), known, bool(exif))
     rec, comparison = studio_measure.adjusted(rec, choice)
     rec.originals = None
-    options = studio.scene_options(*display)
+    options = studio.scene_options(
+        conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
     progress(0.5, desc="Building the 3D scene")
     with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
         glb, info = studio.render_scene(rec, options, folder)
+        draw_measurement(rec, picks, options, glb)
         splats, splat_info = studio.render_splats(rec, options, folder)
         npz = rec.to_npz(folder / "dvlt-predictions.npz")
     adjusted_session = dataclasses.replace(session, rec=rec, npz=npz)
@@ -608,7 +661,19 @@ def apply_scene_choices(
 
 
 @human_errors
-def make_flythrough(session, *display, request: gr.Request = None, progress=gr.Progress()):
+def make_flythrough(
+    session,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
     """flythrough.mp4 of the current result (8 s, 640 px), rendered on the CPU with progress."""
     if session is None:
         raise gr.Error("Reconstruct something first; the fly-through shows its points.")
@@ -616,7 +681,9 @@ def make_flythrough(session, *display, request: gr.Request = None, progress=gr.P
         path = flythrough.write_flythrough(
             session.rec,
             folder / flythrough.VIDEO_NAME,
-            studio.scene_options(*display),
+            studio.scene_options(
+                conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+            ),
             lambda fraction, message: progress(fraction, desc=message),
         )
     return str(path)
@@ -664,7 +731,12 @@ def build_measure_and_video(tabs, rec_state, display: list, shown: list) -> None
         **QUIET,
     )
     view.change(show_measure_view, [rec_state, view, picks_state], photo, api_visibility="private", **QUIET)
-    photo.select(pick_point, [rec_state, view, picks_state], [picks_state, photo, text], api_visibility="private")
+    photo.select(
+        pick_point,
+        [rec_state, view, picks_state, *display],
+        [picks_state, photo, text, shown[0]],
+        api_visibility="private",
+    )
     apply.click(
         apply_scene_choices,
         [base_state, picks_state, metres, points, exif, *display],

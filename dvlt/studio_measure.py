@@ -107,6 +107,13 @@ def measurement(rec: Reconstruction, picks: Sequence[Pick]) -> str:
     return "  \n".join(lines + [f"**Distance A–B: {length:.4g} {unit_of(rec)}**"]) + note
 
 
+def measured_segment(rec: Reconstruction, picks: Sequence[Pick]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two world points of a complete A-B pair (to draw in the 3D scene), else None."""
+    if len(picks) != 2:
+        return None
+    return rec.point_at(picks[0][0], picks[0][1:]), rec.point_at(picks[1][0], picks[1][1:])
+
+
 def known_from(picks: Sequence[Pick], metres: float | None) -> KnownDistance | None:
     """The known distance the tab's box gives for the picked pair (None when the box is empty or 0)."""
     if metres is None or metres == 0:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import pytest
+import trimesh
 from conftest import ALOE
 from PIL import ExifTags, Image
 from test_app_browser import ARGS, CHROMIUM, assert_no_error, scene_info, wait_for_run
@@ -41,6 +42,11 @@ def tagged_aloe(folder: Path) -> list[str]:
         Image.open(ALOE / name).save(folder / name, exif=exif, quality=95)
         paths.append(str(folder / name))
     return paths
+
+
+def fetch(page, url: str) -> bytes:
+    """The bytes the app serves at a link of the page."""
+    return page.request.get(url if url.startswith("http") else page.url.rstrip("/") + url).body()
 
 
 def text_of(page, selector: str) -> str:
@@ -86,14 +92,19 @@ def test_measure_scale_exif_points_and_flythrough(page, tmp_path):
     click_photo(page, 0.7, 0.6)
     wait_text(page, "#measure-text", "Distance A–B")
     assert "scene units" in text_of(page, "#measure-text")
+    page.get_by_role("tab", name="3D scene").click()  # the A-B segment is drawn in the scene
+    link = "#scene a[data-testid='model3d-download-link']"
+    page.wait_for_function("([l]) => document.querySelector(l)?.href.includes('scene-measured')", arg=[link])
+    (tmp_path / "scene.glb").write_bytes(fetch(page, page.locator(link).get_attribute("href")))
+    assert "measurement" in trimesh.load(tmp_path / "scene.glb", force="scene").geometry
+    page.get_by_role("tab", name="Measure & video").click()
 
     page.locator("#known-metres input").fill("2.5")
     page.click("#apply-scene-choices")
     wait_text(page, "#scene-info", "scale set from a known distance of 2.50 m")
     wait_text(page, "#measure-text", "Distance A–B: 2.5 m")
     npz_url = page.locator("#downloads a[href*='.npz']").first.get_attribute("href")
-    saved = page.request.get(npz_url if npz_url.startswith("http") else page.url.rstrip("/") + npz_url).body()
-    (tmp_path / "p.npz").write_bytes(saved)
+    (tmp_path / "p.npz").write_bytes(fetch(page, npz_url))
     assert Reconstruction.from_npz(tmp_path / "p.npz").scale_note == "scale set from a known distance of 2.50 m"
 
     page.locator("#use-exif input[type=checkbox]").check()
@@ -113,7 +124,7 @@ def test_measure_scale_exif_points_and_flythrough(page, tmp_path):
     page.click("#make-flythrough")
     page.wait_for_selector("#flythrough video[src]", timeout=300_000)
     src = page.locator("#flythrough video").get_attribute("src")
-    video = page.request.get(src if src.startswith("http") else page.url.rstrip("/") + src).body()
+    video = fetch(page, src)
     with av.open(io.BytesIO(video)) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     # synthetic weights give scrambled cameras, so the frames' content is checked on a known scene instead

@@ -78,3 +78,20 @@ def test_marks_are_drawn_where_the_picks_are(scene):
     image = np.asarray(marked_view(rec, 0, picks))
     ring = image[60 - 8 : 60 + 9, 90 - 8 : 90 + 9].reshape(-1, 3)
     assert (ring == PICK_COLOURS["A"]).all(axis=1).any() and not (ring == PICK_COLOURS["B"]).all(axis=1).any()
+
+
+def test_the_measured_segment_is_drawn_in_the_glb(scene, tmp_path):
+    import trimesh
+
+    from dvlt.export.glb import write_glb
+    from dvlt.studio_measure import measured_segment
+
+    rec, _ = scene
+    picks = [clicked_pick(rec, 0, (90, 60)), clicked_pick(rec, 2, (120, 40))]
+    assert measured_segment(rec, picks[:1]) is None
+    a, b = measured_segment(rec, picks)
+    path = write_glb(rec, tmp_path / "scene.glb", measurement=(a, b)).path
+    tube = trimesh.load(path, force="scene").geometry["measurement"]
+    ends = np.asarray(tube.vertices).reshape(-1, 2, 4, 3).mean(axis=2)  # (segments, start/end, xyz): ring centres
+    length = np.linalg.norm(ends[0, 1] - ends[0, 0])
+    assert length == pytest.approx(rec.distance(picks[0][0], picks[0][1:], picks[1][0], picks[1][1:]), rel=1e-5)
