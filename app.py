@@ -728,9 +728,11 @@ def build_measure_and_video(tabs, rec_state, display: list, shown: list) -> None
         [rec_state, base_state],
         [base_state, picks_state, view, photo, text, points, exif, metres, video, exif_table],
         api_visibility="private",
-        **QUIET,
+        show_progress="hidden",
     )
-    view.change(show_measure_view, [rec_state, view, picks_state], photo, api_visibility="private", **QUIET)
+    view.change(
+        show_measure_view, [rec_state, view, picks_state], photo, api_visibility="private", show_progress="hidden"
+    )
     photo.select(
         pick_point,
         [rec_state, view, picks_state, *display],
