@@ -92,3 +92,28 @@ def test_known_distance_off_the_photo_is_a_clear_error(tmp_path, capsys):
         main(["export", str(npz), "--out", str(tmp_path / "o"), "--formats", "ply", "--known-distance", *values]) == 1
     )
     assert "view 7 does not exist" in capsys.readouterr().err
+
+
+def test_reconstruct_applies_points_scale_and_exif_before_writing(checkpoint_dir, tmp_path, capsys):
+    """`dvlt reconstruct` with every choice: direct points, EXIF focal lengths and a known distance."""
+    from conftest import ALOE
+    from PIL import ExifTags, Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("aloeL.jpg", "aloeR.jpg"):
+        exif = Image.Exif()
+        exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.FocalLengthIn35mmFilm] = 30
+        Image.open(ALOE / name).save(photos / name, exif=exif, quality=95)
+    known = ["0", "100", "80", "1", "200", "90", "1.5"]
+    args = ["reconstruct", str(photos), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint_dir)]
+    args += ["--img-size", "126", "--steps", "8", "--formats", "npz", "--quiet", "--points", "direct"]
+    assert main([*args, "--intrinsics", "exif", "--known-distance", *known]) == 0
+    saved = Reconstruction.from_npz(tmp_path / "out" / "photos" / "predictions.npz")
+    assert saved.scale_note == "scale set from a known distance of 1.50 m"
+    assert np.allclose(saved.points, saved.points_direct)  # the direct head's points, scaled with the rest
+    assert saved.distance(0, (100, 80), 1, (200, 90)) == pytest.approx(1.5, rel=1e-5)
+    photo = Image.open(photos / "aloeL.jpg")
+    expected = 30 * np.hypot(*photo.size) / np.hypot(36, 24)
+    focal = saved.transforms[0].intrinsics_to_original(saved.intrinsics[0])[0, 0]
+    assert focal == pytest.approx(expected, rel=1e-6)  # EXIF's focal length, in the photo's pixels
