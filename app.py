@@ -603,6 +603,7 @@ def pick_point(
 
 @human_errors
 def apply_scene_choices(
+    current,
     base,
     picks,
     metres,
@@ -621,9 +622,11 @@ def apply_scene_choices(
 ):
     """The run's result with the chosen point source, real scale and EXIF focal lengths: scene, splats,
     downloads and the session all follow."""
-    if base is None:
+    if current is None:
         raise gr.Error("Reconstruct something first; these choices apply to its result.")
-    session = base[0]
+    # the run's own result: the tab's base, unless a run has replaced the result since (or the tab never saw it:
+    # API clients trigger no change events)
+    session = base[0] if base is not None and str(current.npz) == base[1] else current
     progress(0.1, desc="Applying the choices")
     rec = session.rec
     if exif:
@@ -741,7 +744,7 @@ def build_measure_and_video(tabs, rec_state, display: list, shown: list) -> None
     )
     apply.click(
         apply_scene_choices,
-        [base_state, picks_state, metres, points, exif, *display],
+        [rec_state, base_state, picks_state, metres, points, exif, *display],
         [*shown, rec_state, base_state, text, exif_table],
         api_name="apply_scene_choices",
         concurrency_limit=1,
