@@ -6,6 +6,7 @@ Only UI wiring lives here; the work is done by functions in `dvlt.studio`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -17,10 +18,11 @@ import gradio as gr
 import spaces  # noqa: I001  (ZeroGPU: must be imported before anything touches CUDA)
 import torch
 
-from dvlt import form, limits, longclip, studio
+from dvlt import flythrough, form, limits, longclip, studio, studio_measure
 from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
+from dvlt.export.glb import write_glb
 from dvlt.inputs import NAME_KEY
 from dvlt.pipeline import Reconstruction
 from dvlt.runtime import describe_runtime, precision_name
@@ -675,6 +677,254 @@ SPLATS_TAB = "Splats"
 PREVIEW_QUEUE = {"concurrency_limit": 1, "concurrency_id": "preview", "trigger_mode": "always_last"}
 
 
+# ---------------------------------------------------------------------------------------- Measure & video tab
+# Everything of the tab lives here (its logic in dvlt.studio_measure, dvlt.flythrough): measure between two clicked
+# points, set the real scale from a known length, choose the point source and EXIF focal lengths, render a
+# fly-through. Its state keeps the run's own result ("base") so every choice is applied to that, never compounded.
+
+
+def measure_base_for(session, base):
+    """A new run resets the tab (its views, picks and choices); the tab's own results leave it as it is."""
+    if session is not None and base is not None and str(session.npz) == base[1]:
+        return (gr.skip(),) * 10
+    views = [] if session is None else [f"view {i}" for i in range(session.rec.num_views)]
+    image = None if session is None else studio_measure.view_image(session.rec, 0)
+    text = "Reconstruct something first." if session is None else studio_measure.measurement(session.rec, [])
+    return (
+        None if session is None else (session, str(session.npz)),
+        [],
+        gr.update(choices=views, value=views[0] if views else None),
+        image,
+        text,
+        next(iter(studio_measure.POINT_CHOICES)),
+        False,
+        None,
+        None,
+        "",
+    )
+
+
+def view_number(view: str | None) -> int:
+    """'view 3' -> 3."""
+    if not view:
+        raise gr.Error("Reconstruct something first, then pick a view to measure in.")
+    return int(str(view).split()[-1])
+
+
+@human_errors
+def show_measure_view(session, view, picks):
+    """The chosen view's photo with the picks made in it."""
+    if session is None or not view:
+        return None
+    return studio_measure.marked_view(session.rec, view_number(view), picks or [])
+
+
+def draw_measurement(rec, picks, options, glb) -> None:
+    """Rewrite the scene GLB with the A-B segment drawn in it, when both points are picked."""
+    segment = studio_measure.measured_segment(rec, picks or [])
+    if segment is not None:
+        write_glb(rec, glb, options, segment)
+
+
+@human_errors
+def pick_point(
+    session,
+    view,
+    picks,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    event: gr.SelectData,
+    request: gr.Request = None,
+):
+    """A click on the photo: A, then B (a third click starts again); the distance, and the segment drawn in the
+    3D scene, once both are set."""
+    if session is None:
+        raise gr.Error("Reconstruct something first, then click the photo to measure.")
+    number = view_number(view)
+    picks = studio_measure.add_pick(picks or [], studio_measure.clicked_pick(session.rec, number, event.index))
+    picked_view, *xy = picks[-1]
+    session.rec.point_at(picked_view, xy)  # a click without depth is refused before it is kept
+    scene = gr.skip()
+    if len(picks) == 2:
+        with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+            scene = str(folder / "scene-measured.glb")
+            draw_measurement(
+                session.rec,
+                picks,
+                studio.scene_options(
+                    conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+                ),
+                scene,
+            )
+    marked = studio_measure.marked_view(session.rec, number, picks)
+    return picks, marked, studio_measure.measurement(session.rec, picks), scene
+
+
+@human_errors
+def apply_scene_choices(
+    current,
+    base,
+    picks,
+    metres,
+    points,
+    exif,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """The run's result with the chosen point source, real scale and EXIF focal lengths: scene, splats,
+    downloads and the session all follow."""
+    if current is None:
+        raise gr.Error("Reconstruct something first; these choices apply to its result.")
+    # the run's own result: the tab's base, unless a run has replaced the result since (or the tab never saw it:
+    # API clients trigger no change events)
+    session = base[0] if base is not None and str(current.npz) == base[1] else current
+    progress(0.1, desc="Applying the choices")
+    rec = session.rec
+    if exif:
+        cap = CLIP_FRAMES if rec.num_views > MAX_VIEWS else MAX_VIEWS
+        rec, note = session.with_photos(cap)  # the photos, with their EXIF tags
+        if note:
+            gr.Warning(note)
+    known = studio_measure.known_from(picks or [], metres)
+    choice = studio_measure.Adjustments(studio_measure.POINT_CHOICES.get(points, "depth"), known, bool(exif))
+    rec, comparison = studio_measure.adjusted(rec, choice)
+    rec.originals = None
+    options = studio.scene_options(
+        conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+    )
+    progress(0.5, desc="Building the 3D scene")
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        glb, info = studio.render_scene(rec, options, folder)
+        draw_measurement(rec, picks, options, glb)
+        splats, splat_info = studio.render_splats(rec, options, folder)
+        npz = rec.to_npz(folder / "dvlt-predictions.npz")
+    adjusted_session = dataclasses.replace(session, rec=rec, npz=npz)
+    if rec.scale_note:
+        info += f" · {rec.scale_note}"
+    return (
+        glb,
+        info,
+        adjusted_session.downloads(glb),
+        str(splats),
+        splat_info,
+        adjusted_session,
+        (session, str(npz)),
+        studio_measure.measurement(rec, picks or []),
+        studio_measure.comparison_markdown(comparison),
+    )
+
+
+@human_errors
+def make_flythrough(
+    session,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """flythrough.mp4 of the current result (8 s, 640 px), rendered on the CPU with progress."""
+    if session is None:
+        raise gr.Error("Reconstruct something first; the fly-through shows its points.")
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        path = flythrough.write_flythrough(
+            session.rec,
+            folder / flythrough.VIDEO_NAME,
+            studio.scene_options(
+                conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale
+            ),
+            lambda fraction, message: progress(fraction, desc=message),
+        )
+    return str(path)
+
+
+def build_measure_and_video(tabs, rec_state, display: list, shown: list) -> None:
+    """The Measure & video tab, added to `tabs`, and its events. `display`: the scene's display controls in
+    studio.scene_options' order; `shown`: scene, scene info, downloads, splats, splat info."""
+    base_state = gr.State(None)  # (the run's SessionResult, npz path of the result the tab shows)
+    picks_state = gr.State([])
+    with tabs:
+        with gr.Tab("Measure & video", elem_id="measure-tab"):
+            gr.Markdown(
+                "Click a point (A) and another (B), in one view or two: their distance in 3D is shown. Type the "
+                "real length of A–B to make every display and download metric."
+            )
+            with gr.Row():
+                with gr.Column(scale=3):
+                    view = gr.Dropdown([], label="View", elem_id="measure-view")
+                    photo = gr.Image(
+                        label="Click to pick A, then B", interactive=False, type="pil", elem_id="measure-photo"
+                    )
+                with gr.Column(scale=2):
+                    text = gr.Markdown("Reconstruct something first.", elem_id="measure-text")
+                    metres = gr.Number(None, label="Real length of A–B (metres)", minimum=0, elem_id="known-metres")
+                    points = gr.Radio(
+                        list(studio_measure.POINT_CHOICES),
+                        value=next(iter(studio_measure.POINT_CHOICES)),
+                        label="Points from",
+                        info="depth: sharper surfaces when the cameras fit well; direct: no camera fit in between",
+                        elem_id="points-source",
+                    )
+                    exif = gr.Checkbox(
+                        False, label="Use the photos' EXIF focal lengths (poses re-fitted)", elem_id="use-exif"
+                    )
+                    apply = gr.Button("Apply to the scene and downloads", elem_id="apply-scene-choices")
+                    exif_table = gr.Markdown(elem_id="exif-table")
+            video_button = gr.Button("Render fly-through video", elem_id="make-flythrough")
+            video = gr.Video(label="Fly-through (8 s, 640 px)", elem_id="flythrough")
+    rec_state.change(
+        measure_base_for,
+        [rec_state, base_state],
+        [base_state, picks_state, view, photo, text, points, exif, metres, video, exif_table],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    view.change(
+        show_measure_view, [rec_state, view, picks_state], photo, api_visibility="private", show_progress="hidden"
+    )
+    photo.select(
+        pick_point,
+        [rec_state, view, picks_state, *display],
+        [picks_state, photo, text, shown[0]],
+        api_visibility="private",
+    )
+    apply.click(
+        apply_scene_choices,
+        [rec_state, base_state, picks_state, metres, points, exif, *display],
+        [*shown, rec_state, base_state, text, exif_table],
+        api_name="apply_scene_choices",
+        concurrency_limit=1,
+        concurrency_id="model",
+    )
+    video_button.click(
+        make_flythrough,
+        [rec_state, *display],
+        video,
+        api_name="flythrough",
+        concurrency_limit=1,
+        concurrency_id="model",
+    )
+
+
 def build_demo() -> gr.Blocks:
     # Gradio's cache (uploads; copies of outputs when DVLT_OUTPUT_DIR is elsewhere) is swept of files older than
     # an hour every 15 min; our own outputs go sooner (OutputFolders' timer, SESSION_IDLE_S).
@@ -1012,6 +1262,7 @@ def build_demo() -> gr.Blocks:
         api_download.click(
             download_api, [rec_state, api_format, *api_display, api_refine, *api_looks], fmt_file, api_name="download"
         )
+        build_measure_and_video(tabs, rec_state, [*display, *looks], shown)
         demo.unload(forget_session)
     demo.queue(default_concurrency_limit=4, max_size=64)
     return demo

@@ -30,8 +30,12 @@ from . import limits
 from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
+from .exif import INTRINSICS_CHOICES, with_intrinsics
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, is_video, load_sequence
+from .measure import KnownDistance, MeasureError, with_known_distance
+from .points import DEFAULT_POINT_SOURCE, POINT_SOURCES, with_point_source
+from .records import Reconstruction
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
 
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         '  dvlt reconstruct "shots/*.jpg" --out results --formats all # a quoted glob\n'
         "\nformats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
-        + "\n  all         every format above",
+        + "\n  all         every format above but video",
     )
     rec.add_argument(
         "inputs",
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest image side given to the model, multiple of 14 (default %(default)s, as trained)",
     )
     add_point_filter_arguments(rec)
+    add_scene_choice_arguments(rec)
     rec.add_argument(
         "--window",
         type=int,
@@ -192,16 +197,54 @@ def add_point_filter_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scene_choice_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which prediction makes the points and the real scale (shared by `reconstruct` and `export`)."""
+    parser.add_argument(
+        "--points",
+        choices=POINT_SOURCES,
+        default=DEFAULT_POINT_SOURCE,
+        help="depth: depth along the fitted cameras' rays; direct: the model's direct point head (default %(default)s)",
+    )
+    parser.add_argument(
+        "--known-distance",
+        nargs=7,
+        metavar=("VA", "XA", "YA", "VB", "XB", "YB", "METRES"),
+        default=None,
+        help="make every output metric: the points under photo pixel (XA, YA) of view VA and (XB, YB) of view VB "
+        "(views from 0, pixels of the original photos) are METRES apart",
+    )
+    parser.add_argument(
+        "--intrinsics",
+        choices=INTRINSICS_CHOICES,
+        default="predicted",
+        help="exif: fix each photo's focal length to its EXIF tags and re-fit the poses (export: needs --images) "
+        "(default %(default)s)",
+    )
+
+
+def prepared(rec: Reconstruction, args: argparse.Namespace, log: Callable[[str], None]) -> Reconstruction:
+    """The reconstruction with the command line's choices applied: point source, real scale, then intrinsics."""
+    rec = with_point_source(rec, args.points)
+    if args.known_distance is not None:
+        rec = with_known_distance(rec, args.known_distance)
+        log(f"{rec.name}: {rec.scale_note}; every output is in metres")
+    return with_intrinsics(rec, args.intrinsics, lambda message: log(f"{rec.name}: {message}"))
+
+
 def check_shared_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Options `reconstruct` and `export` share (points, formats): reject bad values with a usage error (exit 2)."""
     if not 0 <= args.conf_percentile < 100:
         parser.error("--conf-percentile must be in [0, 100)")
     if args.max_points < 1:
         parser.error("--max-points must be >= 1")
+    if args.command == "export" and args.intrinsics == "exif" and args.images is None:
+        parser.error("--intrinsics exif reads the photos' EXIF tags: pass the photos with --images")
     try:
         args.formats = parse_formats(args.formats)
-    except ValueError as error:
-        parser.error(str(error))
+        if args.known_distance is not None:
+            args.known_distance = KnownDistance.parse(args.known_distance)
+    except (ValueError, MeasureError) as error:
+        parser.error(f"--known-distance: {error}" if isinstance(error, MeasureError) else str(error))
 
 
 def scene_options(args: argparse.Namespace) -> SceneOptions:
@@ -225,7 +268,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="formats:\n"
         + "\n".join(f"  {name:<11} {text}" for name, (text, _) in FORMATS.items())
-        + "\n  all         every format above",
+        + "\n  all         every format above but video",
     )
     exp.add_argument("predictions", type=Path, metavar="PREDICTIONS.npz", help="a predictions .npz written by dvlt")
     exp.add_argument("--out", required=True, type=Path, help="output folder")
@@ -252,6 +295,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         help="principal point at each photo's centre, poses re-fitted (for the reference 3DGS trainer)",
     )
     add_point_filter_arguments(exp)
+    add_scene_choice_arguments(exp)
     exp.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -270,7 +314,6 @@ def run_export(args: argparse.Namespace) -> int:
     import zipfile
 
     from .export.photos import with_photos
-    from .records import Reconstruction
 
     path: Path = args.predictions
     if not path.is_file():
@@ -289,6 +332,7 @@ def run_export(args: argparse.Namespace) -> int:
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     start = time.perf_counter()
+    rec = prepared(rec, args, log)
     written = export_all(rec, args.out, args.formats, options, cameras, log)
     log(
         f"{rec.name}: {rec.num_views} views in {time.perf_counter() - start:.1f} s -> "
@@ -511,6 +555,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                         )
                     else:
                         rec = reconstruct(model, frames, steps=args.steps, name=name, progress=progress)
+                    rec = prepared(rec, args, lambda message: tqdm.write(message, file=sys.stderr) if show else None)
                     with SceneFolder(args.out / name) as folder:
                         written = export_all(rec, folder, args.formats, options, log=export_reporter(name, show))
                     written = {kind: args.out / name / Path(path).relative_to(folder) for kind, path in written.items()}

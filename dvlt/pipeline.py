@@ -96,6 +96,7 @@ def reconstruct(
         names=frame_names(frames),
         seconds=seconds,
         originals=originals(frames),
+        points_direct=predictions["world_points_direct"][0].float().cpu().numpy(),
     )
     seconds["package"] = time.perf_counter() - start
     report(1.0, "Done")

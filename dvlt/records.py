@@ -84,6 +84,8 @@ class Reconstruction:
     names: list[str] = field(default_factory=list)  # one unique file name per view
     seconds: dict[str, float] = field(default_factory=dict)
     originals: list[Image.Image] | None = None  # full-resolution frames, for exports that copy images
+    points_direct: np.ndarray | None = None  # (S, H, W, 3) float32, the direct point head (origin + ray * depth)
+    scale_note: str = ""  # how the unit was set, e.g. "scale set from a known distance of 2.50 m"
 
     @property
     def num_views(self) -> int:
@@ -94,11 +96,31 @@ class Reconstruction:
         """(H, W) of the model canvas."""
         return self.depth.shape[1], self.depth.shape[2]
 
+    def point_at(self, view: int, xy: tuple[float, float]) -> np.ndarray:
+        """The 3D point under photo position (x, y) of `view` (pixel centres at i + 0.5); see dvlt.measure."""
+        from .measure import point_at
+
+        return point_at(self, view, xy)
+
+    def distance(self, view_a: int, xy_a: tuple[float, float], view_b: int, xy_b: tuple[float, float]) -> float:
+        """Distance between the 3D points under two photo positions; see dvlt.measure."""
+        from .measure import distance
+
+        return distance(self, view_a, xy_a, view_b, xy_b)
+
+    def scaled(self, factor: float, note: str = "") -> Reconstruction:
+        """A copy with every length multiplied by `factor` (depth, points, camera centres); see dvlt.measure."""
+        from .measure import scaled
+
+        return scaled(self, factor, note)
+
     def to_npz(self, path: str | Path) -> Path:
         """Raw predictions + cameras + preprocessing geometry in one compressed .npz."""
         path = Path(path)
+        optional = {} if self.points_direct is None else {"world_points_direct": self.points_direct}
         np.savez_compressed(
             path,
+            **optional,
             images=self.images,
             valid_pixels=self.valid,
             depth=self.depth,
@@ -114,6 +136,7 @@ class Reconstruction:
             steps=np.array(self.steps),
             name=np.array(self.name),
             names=np.array(self.names),
+            scale_note=np.array(self.scale_note),
         )
         return path
 
@@ -139,4 +162,6 @@ class Reconstruction:
             transforms=transforms,
             steps=int(data["steps"]),
             names=[str(n) for n in data["names"]],
+            points_direct=data["world_points_direct"] if "world_points_direct" in data else None,
+            scale_note=str(data["scale_note"]) if "scale_note" in data else "",
         )

@@ -61,7 +61,12 @@ FORMATS: dict[str, tuple[str, Writer]] = {
         "scene.rrd: Rerun recording, cameras with image/depth/confidence + points (needs rerun-sdk)",
         lambda r, d, o, log: write_rerun(r, d / "scene.rrd", o),
     ),
+    "video": (
+        "flythrough.mp4: an 8 s H.264 fly-through of the points along the input cameras (not in 'all')",
+        lambda r, d, o: write_video(r, d, o),
+    ),
 }
+ON_REQUEST_FORMATS = {"video"}  # slow to write, so 'all' leaves them out; name them to get them
 OPTIONAL_FORMATS = {"rerun": "rerun"}  # format -> module it needs; 'all' skips the ones not installed
 
 
@@ -71,11 +76,18 @@ def available(name: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
+def write_video(rec: Reconstruction, directory: Path, options: SceneOptions) -> Path:
+    """flythrough.mp4 in `directory` (scipy and PyAV load only when a video is asked for)."""
+    from ..flythrough import VIDEO_NAME, write_flythrough
+
+    return write_flythrough(rec, directory / VIDEO_NAME, options)
+
+
 def parse_formats(text: str) -> list[str]:
     """'glb,ply' or 'all' -> validated list of format names."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     if names == ["all"]:
-        return [name for name in FORMATS if available(name)]
+        return [name for name in FORMATS if available(name) and name not in ON_REQUEST_FORMATS]
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:
         raise OptionError(f"unknown format(s) {unknown or text!r}; choose from {', '.join(FORMATS)} or 'all'")

@@ -33,6 +33,8 @@ from .gltf import GlbBuilder
 
 TUBE_FRACTION = 0.04  # edge thickness relative to the pyramid depth
 ZNEAR_FRACTION = 0.01  # glTF camera near plane relative to the scene radius
+MEASURE_FRACTION = 0.006  # thickness of a measured segment relative to the scene radius
+MEASURE_COLOUR = np.array([230, 40, 40], np.uint8)
 
 
 def camera_node(c2w: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +67,14 @@ class GlbStats:
     bytes: int
 
 
-def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = SceneOptions()) -> GlbStats:
-    """Write the scene as binary glTF and return its contents' counts and size."""
+def write_glb(
+    rec: Reconstruction,
+    path: str | Path,
+    options: SceneOptions = SceneOptions(),
+    measurement: tuple[np.ndarray, np.ndarray] | None = None,
+) -> GlbStats:
+    """Write the scene as binary glTF and return its contents' counts and size; `measurement` (two world
+    points) is drawn as a red segment named "measurement"."""
     path = Path(path)
     points = select_points(rec, options)
     centre, radius = scene_centre_and_radius(points.xyz.astype(np.float64), rec.c2w[:, :3, 3])
@@ -87,6 +95,9 @@ def write_glb(rec: Reconstruction, path: str | Path, options: SceneOptions = Sce
                 (starts - centre) * OPENCV_TO_GLTF, (ends - centre) * OPENCV_TO_GLTF, TUBE_FRACTION * depth
             )
             glb.add_mesh(f"camera_{index:03d}", vertices, faces, colors[index])
+    if measurement is not None:
+        start, end = ((np.asarray(point, np.float64)[None] - centre) * OPENCV_TO_GLTF for point in measurement)
+        glb.add_mesh("measurement", *tube_mesh(start, end, MEASURE_FRACTION * radius), MEASURE_COLOUR)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(glb.to_bytes())
     return GlbStats(path, len(points), len(views) if markers else 0, path.stat().st_size)
