@@ -349,10 +349,24 @@ def rerender_api(
     return rerender_with(session, options, request)
 
 
-def rerender_shown(session, *display, request: gr.Request = None):
-    """A display control moved: re-render the current result, or leave the (empty) viewer alone before a run."""
+def rerender_shown(
+    session,
+    conf,
+    show_cameras,
+    views,
+    max_points,
+    mask_black,
+    mask_white,
+    drop_edges,
+    frustum_scale,
+    request: gr.Request = None,
+):
+    """A display control moved: re-render the current result, or leave the (empty) viewer alone before a run.
+    Named parameters, not *args: Gradio passes the gr.Request only to a parameter it can see in the signature,
+    and without it the files would land outside the session's folder."""
     if session is None:
         return (gr.skip(),) * 5
+    display = (conf, show_cameras, views, max_points, mask_black, mask_white, drop_edges, frustum_scale)
     return rerender(session, *display, request=request)
 
 
