@@ -15,13 +15,11 @@ import glob
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,6 +30,7 @@ from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, is_video, load_sequence
+from .interrupts import installed_hold, interrupts_deferred, interrupts_received
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
 
@@ -347,28 +346,6 @@ def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> Non
         )
 
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block is done, so a folder is never created or swapped half-way; the
-    interrupt is raised right after, inside the caller's cleanup.
-
-    A Python-level handler, not a signal mask: the kernel may hand SIGINT to any thread (torch's, tqdm's), but
-    Python runs handlers in the main thread only. Outside the main thread (no handlers there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: held.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held and callable(previous):
-            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
-        elif held and previous == signal.SIG_DFL:
-            raise KeyboardInterrupt
-
-
 class SceneFolder(contextlib.AbstractContextManager):
     """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
     or failed run leaves no half-written scene (and a full disk is reported as such).
@@ -582,14 +559,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         warnings.filterwarnings("ignore", message=r"K=\d+ is outside the validated range")
+    installed_hold()  # one SIGINT handler for the run: held interrupts are never lost or raised late
+    interrupts_before = interrupts_received()
     try:
-        return run_export(args) if args.command == "export" else run_reconstruct(args)
+        status = run_export(args) if args.command == "export" else run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        status = 130
+    if status == 130 or interrupts_received() > interrupts_before:  # also one a library's __del__ swallowed
         print("error: interrupted", file=sys.stderr)
         return 130
+    return status
 
 
 def main_entry() -> None:

@@ -168,3 +168,29 @@ def test_ctrl_c_keeps_finished_scenes_and_leaves_no_partial_one(tmp_path, checkp
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert scene_folders(out) == ["aloe"]  # no 'box', no hidden '.box.partial-*'
     assert (out / "aloe" / "scene.glb").is_file() and (out / "aloe" / "colmap").is_dir()
+
+
+def test_an_interrupt_swallowed_by_a_finaliser_still_ends_the_cli_with_130(tmp_path, monkeypatch, capsys):
+    """Python drops a KeyboardInterrupt raised inside a `__del__` ('Exception ignored'): libraries' finalisers run
+    at any allocation, so a Ctrl-C handled there would let the CLI finish and exit 0. The CLI counts interrupts
+    in its one SIGINT handler and still reports the run as interrupted."""
+    import signal
+
+    from dvlt import cli
+
+    class Finaliser:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))  # Python runs the handler here, inside __del__, and drops its KeyboardInterrupt
+
+    def export_that_finalises(args) -> int:
+        Finaliser()  # dropped at once: __del__ runs now
+        return 0
+
+    monkeypatch.setattr(cli, "run_export", export_that_finalises)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        status = cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert status == 130 and "error: interrupted" in capsys.readouterr().err
