@@ -44,13 +44,15 @@ class InterruptHold:
 
 
 def installed_hold() -> InterruptHold | None:
-    """The process's InterruptHold, installed on first use (main thread only; None elsewhere, where Python runs
-    no handlers)."""
+    """The process's InterruptHold, installed on first use; None outside the main thread (Python runs no handlers
+    there) and where SIGINT is ignored (started by `nohup` or as a background job: there is nothing to hold)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     current = signal.getsignal(signal.SIGINT)
     if isinstance(current, InterruptHold):
         return current
+    if current == signal.SIG_IGN:
+        return None
     hold = InterruptHold(current)
     signal.signal(signal.SIGINT, hold)  # CPython runs any already-arrived signal with `current` first
     return hold

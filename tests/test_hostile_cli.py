@@ -126,6 +126,7 @@ def test_ctrl_c_just_after_the_folder_is_created_leaves_nothing(tmp_path, monkey
 
     spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
     try:
         for _ in range(50):
             with pytest.raises(KeyboardInterrupt):
@@ -135,6 +136,7 @@ def test_ctrl_c_just_after_the_folder_is_created_leaves_nothing(tmp_path, monkey
     finally:
         spinning.set()
         spinner.join()
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     with pytest.raises(DiskFullError, match="disk is full"):
         with SceneFolder(tmp_path / "scene"):
@@ -154,7 +156,12 @@ def test_ctrl_c_keeps_finished_scenes_and_leaves_no_partial_one(tmp_path, checkp
     command = [sys.executable, "-m", "dvlt", "reconstruct", str(ALOE), str(BOX), "--num-frames", "12"]
     command += ["--out", str(out), "--formats", "all", "--checkpoint", str(checkpoint_dir), *FAST]
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell, also if ours ignores it
     )
     deadline = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < deadline:
@@ -188,7 +195,7 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_ends_the_cli_with_130(tmp_p
         return 0
 
     monkeypatch.setattr(cli, "run_export", export_that_finalises)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
     try:
         status = cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
     finally:
