@@ -29,7 +29,7 @@ from .batch import Launch, Manifest, Scene, cpu_share, process_device
 from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .export import FORMATS, CameraOptions, export_all, parse_formats
-from .inputs import NAME_KEY, is_video, load_sequence
+from .inputs import NAME_KEY, expand_sources, is_video, load_sequence, probe_image
 from .interrupts import installed_hold, interrupts_deferred, interrupts_received
 from .scene import SceneOptions
 from .windows import plan_windows, reconstruct_windows
@@ -278,7 +278,11 @@ def run_export(args: argparse.Namespace) -> int:
     )
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     start = time.perf_counter()
-    written = export_all(rec, args.out, args.formats, options, cameras, log)
+    out = args.out.resolve()
+    check_output_folder(out.parent, [], overwrite=True)  # exists and is writable, before anything is written
+    with SceneFolder(out, merge=True) as folder:  # written aside, moved into OUT only once complete
+        written = export_all(rec, folder, args.formats, options, cameras, log)
+    written = {kind: out / Path(path).relative_to(folder) for kind, path in written.items()}
     log(
         f"{rec.name}: {rec.num_views} views in {time.perf_counter() - start:.1f} s -> "
         + ", ".join(map(str, written.values()))
@@ -321,6 +325,9 @@ def plan_inputs(texts: Sequence[str]) -> list[tuple[str, str, str | list[str]]]:
         for path in [source] if isinstance(source, str) else source:
             if not Path(path).exists():
                 raise UnsupportedFileError(f"{path}: no such file or folder.")
+        for path in expand_sources(source)[1]:  # an empty folder or an unreadable photo refuses the run now,
+            if not path.is_dir() and not is_video(path):  # before its output folder or manifest exists
+                probe_image(path)
         unique, number = name, 1
         while unique.lower() in used:
             number += 1
@@ -353,8 +360,8 @@ class SceneFolder(contextlib.AbstractContextManager):
     A class, not a generator: contextlib's wrapper has a moment after the folder exists and before the `with`
     body owns it, where a Ctrl-C would leak the folder."""
 
-    def __init__(self, target: Path) -> None:
-        self.target = target
+    def __init__(self, target: Path, merge: bool = False) -> None:
+        self.target, self.merge = target, merge  # merge: replace only what was written, keep OUT's other files
         self.partial: Path | None = None
 
     def __enter__(self) -> Path:
@@ -372,7 +379,7 @@ class SceneFolder(contextlib.AbstractContextManager):
             return
         try:
             with interrupts_deferred():  # the old scene is never lost between the two renames
-                replace_folder(self.partial, self.target)
+                (merge_folder if self.merge else replace_folder)(self.partial, self.target)
         except BaseException as commit_error:
             self.discard(commit_error)
             raise
@@ -394,6 +401,36 @@ def replace_folder(source: Path, target: Path) -> None:
     source.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def merge_folder(source: Path, target: Path) -> None:
+    """Move each entry of `source` into `target` (created if needed), replacing same-named entries whole; the
+    replaced ones are kept aside until every move is done, then removed with `source`."""
+    if not target.exists():
+        source.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    try:
+        for entry in sorted(source.iterdir()):
+            if (target / entry.name).exists() or (target / entry.name).is_symlink():
+                (target / entry.name).rename(old / entry.name)
+            entry.rename(target / entry.name)
+    except BaseException:
+        for entry in old.iterdir():  # put the earlier export back as it was
+            remove_path(target / entry.name)
+            entry.rename(target / entry.name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(source, ignore_errors=True)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:

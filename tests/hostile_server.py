@@ -180,3 +180,22 @@ def write_live_mkv(path: Path, seconds: int) -> Path:
             container.mux(packet)
     target.close()
     return path
+
+
+def wide_progressive_jpegs(directory: Path, count: int, width: int = 12000, height: int = 4000) -> list[Path]:
+    """`count` progressive JPEGs of width x height (48 MP at 12000 x 4000, under every limit): a phone panorama."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0] = ramp.astype(np.uint8)
+    pixels[..., 1] = (255 - ramp).astype(np.uint8)
+    pixels[..., 2] = np.linspace(0, 255, height, dtype=np.float32).astype(np.uint8)[:, None]
+    first = directory / "wide_000.jpg"
+    Image.fromarray(pixels).save(first, quality=85, progressive=True)
+    del pixels
+    paths = [first]
+    for index in range(1, count):  # same pixels, distinct files (and names)
+        path = directory / f"wide_{index:03d}.jpg"
+        path.write_bytes(first.read_bytes() + index.to_bytes(4, "big"))  # bytes after EOI are ignored
+        paths.append(path)
+    return paths

@@ -17,7 +17,15 @@ import httpx
 import pytest
 from conftest import ALOE
 from gradio_client import Client, handle_file
-from hostile_server import GB, Server, big_jpegs, write_clip, write_flat_clip, write_live_mkv
+from hostile_server import (
+    GB,
+    Server,
+    big_jpegs,
+    wide_progressive_jpegs,
+    write_clip,
+    write_flat_clip,
+    write_live_mkv,
+)
 from PIL import Image
 
 from dvlt import limits
@@ -152,6 +160,40 @@ def test_49mp_photos_decode_to_the_model_size(server, files):
     assert message is None and "2 views at 504" in result[4]
     result, message = measured(server, "16 x 49 MP preview", lambda: call(client, photos, fn="/preview"))
     assert message is None and "16 views: 7000×7000 (16)" in result[1]
+
+
+COLMAP = "COLMAP (3DGS, gsplat, nerfstudio-colmap)"
+DOWNLOAD = {"conf": 20, "show_cameras": True, "max_points": 100_000, "mask_black": False, "mask_white": False}
+
+
+def test_sixteen_48mp_progressive_jpegs_stay_within_the_bound(server, tmp_path_factory):
+    """The reconstruction (splat PLY and GLB included) uses the model's views; a COLMAP download copies the
+    full-size photos one at a time inside a decode slot, also when three downloads of the session run at once."""
+    import zipfile
+
+    photos = wide_progressive_jpegs(tmp_path_factory.mktemp("wide"), 16)
+    client = Client(server.url, verbose=False)
+    result, message = measured(server, "16 x 48 MP progressive reconstruct", lambda: call(client, photos))
+    assert message is None and "16 views" in result[4], message
+    views = [f"view {i}" for i in range(16)]
+    archive, message = measured(
+        server,
+        "16 x 48 MP COLMAP download",
+        lambda: client.predict(label=COLMAP, views=views, **DOWNLOAD, api_name="/download"),
+    )
+    assert message is None, message
+    with zipfile.ZipFile(archive) as bundle:
+        copies = [name for name in bundle.namelist() if "/images/" in name and name.endswith(".jpg")]
+        assert len(copies) == 16
+        with bundle.open(copies[0]) as photo:
+            assert Image.open(photo).size == (12000, 4000)  # the full-size photos, not the model's views
+
+    def three_at_once() -> list:
+        jobs = [client.submit(label=COLMAP, views=views, **DOWNLOAD, api_name="/download") for _ in range(3)]
+        return [job.result() for job in jobs]
+
+    archives, message = measured(server, "3 x COLMAP download at once", three_at_once)
+    assert message is None and len(archives) == 3, message
 
 
 def test_minute_of_1080p_at_top_fps(server, files):
