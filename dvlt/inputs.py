@@ -373,13 +373,21 @@ def sample_times(
     return chosen
 
 
+# A frame's display rotation (counter-clockwise degrees, from the container's display matrix or `rotate` tag, as
+# PyAV's VideoFrame.rotation gives it) -> the transpose that shows it upright: phone clips are stored sideways.
+UPRIGHT_FRAME = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
 def frame_image(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
-    """An RGB image of a decoded frame, downscaled by the converter to `max_side` (never kept full-size)."""
+    """An upright RGB image of a decoded frame, downscaled by the converter to `max_side` (never kept full-size)."""
     height, width = frame.height, frame.width
     if max_side is not None and max(height, width) > max_side:
         height, width = fitted_resize(height, width, max_side)
-        return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
-    return frame.to_image()
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+    else:
+        image = frame.to_image()
+    turn = UPRIGHT_FRAME.get(round(getattr(frame, "rotation", 0) or 0) % 360)
+    return image.transpose(turn) if turn is not None else image
 
 
 def read_video(
@@ -413,6 +421,8 @@ def read_video(
             header = probe_video(container, stream, path.name, max_pixels, max_seconds)
         except av.error.FFmpegError as error:
             raise UnsupportedFileError(f"{path.name} could not be read ({type(error).__name__}).") from None
+        # the decoder itself refuses a frame over the limit before allocating it (libavcodec's max_pixels)
+        stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(max_pixels)}
         wanted = sample_times(header.times, fps, num_frames, max_frames)
         targets = {round(t * 1000): t for t in wanted}  # by millisecond: decoders may return frames out of order
         frames: list[tuple[Fraction, Image.Image]] = []
@@ -421,8 +431,8 @@ def read_video(
             for frame in container.decode(stream):
                 if not targets:
                     break
-                if not (header.width and header.height):
-                    check_image_size(path.name, frame.width, frame.height, max_pixels, what="video frame")
+                # every frame as decoded, not only the header's size: a stream may change size mid-way
+                check_image_size(path.name, frame.width, frame.height, max_pixels, what="video frame")
                 time = Fraction(frame.pts * stream.time_base) if frame.pts is not None else Fraction(len(frames))
                 key = round(time * 1000)
                 hit = next((k for k in (key, key - 1, key + 1) if k in targets), None)
@@ -432,6 +442,11 @@ def read_video(
                 del targets[hit]
                 frames.append((time, frame_image(frame, max_side)))
                 last = None
+        except av.error.ArgumentError:  # what max_pixels gives (EINVAL); damaged data gives InvalidDataError
+            raise ImageTooLargeError(
+                f"{path.name} has a video frame over {max_pixels / 1e6:.0f} MP (the limit per video frame), although "
+                f"its header says {header.width}x{header.height}. Re-encode it at a smaller size first."
+            ) from None
         except av.error.FFmpegError:
             damaged = True
             if not frames and last is None:

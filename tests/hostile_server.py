@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -199,3 +200,48 @@ def wide_progressive_jpegs(directory: Path, count: int, width: int = 12000, heig
         path.write_bytes(first.read_bytes() + index.to_bytes(4, "big"))  # bytes after EOI are ignored
         paths.append(path)
     return paths
+
+
+def write_growing_clip(path: Path, small: int = 64, big: int = 12000, frames: int = 4) -> Path:
+    """An MJPEG clip whose header (and first frame) says small x small, and whose later frames are big x big: each
+    MJPEG packet is a whole JPEG, so packets of a second, larger encoder are muxed into the small stream."""
+
+    def flat(side: int) -> av.VideoFrame:
+        frame = av.VideoFrame(side, side, "yuvj420p")
+        for plane in frame.planes:
+            plane.update(bytes([128]) * plane.buffer_size)
+        return frame
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = small, small, "yuvj420p"
+        large = av.CodecContext.create("mjpeg", "w")
+        large.width, large.height, large.pix_fmt, large.time_base = big, big, "yuvj420p", Fraction(1, 1)
+        for index in range(frames):
+            frame = flat(small if index == 0 else big)
+            frame.pts = index
+            for packet in (stream if index == 0 else large).encode(frame):
+                packet.stream, packet.pts, packet.dts = stream, index, index
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_rotated_clip(path: Path, rotation: int, width: int = 64, height: int = 32) -> Path:
+    """A 4-frame H.264 clip stored width x height, left half white, with a display matrix of `rotation`
+    (counter-clockwise degrees, PyAV's convention; a phone's portrait clip is -90: shown turned 90° clockwise)."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 2] = 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(rotation)
+        for index in range(4):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

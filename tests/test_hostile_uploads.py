@@ -24,7 +24,9 @@ from hostile_server import (
     wide_progressive_jpegs,
     write_clip,
     write_flat_clip,
+    write_growing_clip,
     write_live_mkv,
+    write_rotated_clip,
 )
 from PIL import Image
 
@@ -194,6 +196,60 @@ def test_sixteen_48mp_progressive_jpegs_stay_within_the_bound(server, tmp_path_f
 
     archives, message = measured(server, "3 x COLMAP download at once", three_at_once)
     assert message is None and len(archives) == 3, message
+
+
+def test_video_frames_are_checked_as_decoded(server, tmp_path):
+    """A clip whose header says 64x64 and whose next frame is 7200x7200 (52 MP): libavcodec refuses that frame
+    before allocating it, and the user is told which file and which limit."""
+    clip = write_growing_clip(tmp_path / "growing.mkv", big=7200, frames=2)
+    client = Client(server.url, verbose=False)
+    _, message = measured(server, "64x64 header, 52 MP frames", lambda: call(client, [clip], fps=1))
+    assert "growing.mkv has a video frame over 50 MP" in message and "header says 64x64" in message, message
+    assert_no_paths(message, server)
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_rotated_clips_come_out_upright(tmp_path, rotation):
+    """Stored 64x32 with the left half white; the display matrix turns it (counter-clockwise degrees, FFmpeg's
+    convention: a phone's portrait clip is -90, i.e. shown turned 90° clockwise, so its left edge is on top)."""
+    import numpy as np
+
+    from dvlt.inputs import read_video
+
+    frames = read_video(write_rotated_clip(tmp_path / "phone.mp4", rotation), fps=None)
+    pixels = np.asarray(frames[0], np.float64)
+    white_side = {-90: pixels[:8], 90: pixels[-8:], 180: pixels[:, -16:]}[rotation]
+    dark_side = {-90: pixels[-8:], 90: pixels[:8], 180: pixels[:, :16]}[rotation]
+    assert frames[0].size == ((64, 32) if rotation == 180 else (32, 64))
+    assert white_side.mean() > 240 and dark_side.mean() < 15
+
+
+def test_only_the_documented_photo_formats_are_opened(server, tmp_path):
+    """PCX, TGA, PPM, SGI, ICO and EPS, named .jpg or .png, never reach their Pillow readers (EPS's calls
+    Ghostscript); JPEG, PNG, WebP, BMP and TIFF still open."""
+    from dvlt.errors import UnsupportedFileError
+    from dvlt.inputs import load_sequence
+
+    image = Image.new("RGB", (64, 48), (200, 120, 40))
+    others = []
+    for fmt in ("PCX", "TGA", "PPM", "SGI", "ICO"):
+        path = tmp_path / f"{fmt.lower()}.{'png' if fmt == 'ICO' else 'jpg'}"
+        image.save(path, format=fmt)
+        with Image.open(path) as check:
+            assert check.format == fmt  # Pillow alone would read it
+        others.append(path)
+    eps = tmp_path / "eps.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\nshowpage\n")
+    others.append(eps)
+    for path in others:
+        with pytest.raises(UnsupportedFileError, match=f"{path.name} is not an image we can read"):
+            load_sequence([path], max_side=252)
+    for fmt, suffix in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tif")):
+        image.save(tmp_path / f"fine.{suffix}", format=fmt)
+        assert load_sequence([tmp_path / f"fine.{suffix}"])[1][0].size == (64, 48)
+    client = Client(server.url, verbose=False)
+    _, message = measured(server, "a PCX named .jpg", lambda: call(client, [others[0]]))
+    assert "pcx.jpg is not an image we can read" in message and "JPEG, PNG, WebP, BMP, TIFF or HEIC" in message
 
 
 def test_minute_of_1080p_at_top_fps(server, files):
