@@ -29,11 +29,12 @@ class Server:
         # default: outputs inside Gradio's cache (served in place); DVLT_OUTPUT_DIR in env puts them anywhere
         self.output_dir = Path(env.get("DVLT_OUTPUT_DIR", workdir / "gradio" / "dvlt-studio"))
         self.log = workdir / f"server-{self.port}.log"
+        self.cache = workdir / "gradio"  # Gradio's cache: uploads, and copies of outputs kept elsewhere
         inherited = {key: value for key, value in os.environ.items() if not key.startswith(("DVLT_", "GRADIO_"))}
         environment = {  # nothing leaks in from other tests' in-process app (DVLT_OUTPUT_DIR, GRADIO_* caches)
             **inherited,
             "DVLT_CHECKPOINT": str(checkpoint),
-            "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+            "GRADIO_TEMP_DIR": str(self.cache),
             "GRADIO_SERVER_PORT": str(self.port),
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_ANALYTICS_ENABLED": "False",

@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -339,8 +340,25 @@ def test_concurrent_sessions_and_heavy_previews(server, files):
     assert server.alive() and peak - server.idle < SINGLE_REQUEST_BOUND
 
 
+def served_copies(server: Server) -> list[str]:
+    """URLs of the scene files Gradio serves from copies in its cache (outputs live in DVLT_OUTPUT_DIR)."""
+    cache = server.cache
+    return [f"{server.url}gradio_api/file={path}" for path in sorted(cache.rglob("scene-*.glb"))]
+
+
+GONE = 403  # what Gradio's /file= route answers for a file it does not have ("File not allowed"), never 404
+
+
+def status_of(url: str) -> int:
+    try:
+        return urllib.request.urlopen(url, timeout=30).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
-    """After kill -9 the next process removes the dead one's files; a timer removes idle sessions' outputs."""
+    """After kill -9 the next process removes the dead one's files; a timer removes idle sessions' outputs; the
+    URLs each session was given (Gradio's cached copies of the outputs) answer 404 once its files are gone."""
     # outputs outside the working and temp folders (persistent storage): served through allowed_paths
     elsewhere = Path(tempfile.mkdtemp(prefix="dvlt-hostile-", dir="/var/tmp"))
     settings = {"DVLT_OUTPUT_DIR": str(elsewhere), "DVLT_SESSION_IDLE_S": "4", "DVLT_SWEEP_EVERY_S": "1"}
@@ -349,21 +367,46 @@ def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
         call(Client(first.url, verbose=False), [ALOE / "aloeL.jpg"])
         (dead,) = first.output_dir.glob("run-*")
         assert any(dead.rglob("*.glb"))
+        (dead_copy,) = served_copies(first)
+        assert status_of(dead_copy) == 200
     finally:
         first.kill()
     second = Server(checkpoint_dir, tmp_path, **settings)
     try:
         assert not dead.exists()  # the killed process's outputs are gone at start-up
-        call(Client(second.url, verbose=False), [ALOE / "aloeL.jpg"])
+        assert served_copies(second) == []  # and so are Gradio's copies of them
+        assert status_of(dead_copy.replace(first.url, second.url)) == GONE
+        call(Client(second.url, verbose=False), [ALOE / "aloeR.jpg"])
         (live,) = second.output_dir.glob("run-*")
         assert any(live.rglob("*.glb"))
+        (url,) = served_copies(second)
+        assert status_of(url) == 200
         deadline = time.time() + 30
         while any(live.rglob("*.glb")) and time.time() < deadline:
             time.sleep(1)  # no request arrives: only the timer can remove them
         assert not any(live.rglob("*.glb"))
+        assert status_of(url) == GONE
     finally:
         second.stop()
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_an_unwritable_output_folder_is_a_banner_not_a_crash(checkpoint_dir, tmp_path):
+    """DVLT_OUTPUT_DIR under a file cannot be created (root ignores permissions; this fails for everyone): the app
+    starts, says what is wrong and how to fix it, and refuses runs with that message."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    server = Server(checkpoint_dir, tmp_path, DVLT_OUTPUT_DIR=str(blocker / "outputs"))
+    try:
+        page = urllib.request.urlopen(server.url, timeout=30).read().decode()
+        assert "Output folder not writable" in page and "DVLT_OUTPUT_DIR" in page
+        _, message = measured(
+            server, "unwritable output folder", lambda: call(Client(server.url, verbose=False), [ALOE / "aloeL.jpg"])
+        )
+        assert "output folder cannot be written (Not a directory)" in message and "DVLT_OUTPUT_DIR" in message
+        assert_no_paths(message, server)
+    finally:
+        server.stop()
 
 
 def test_full_disk_leaves_nothing_partial(tmp_path):
