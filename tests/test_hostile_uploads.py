@@ -493,3 +493,40 @@ def test_decode_slots_are_shared_and_busy_is_explained():
         thread.join()
     with decode_slot(wait_s=0.2):  # free again
         pass
+
+
+def test_concurrent_decodes_stay_at_the_documented_number(monkeypatch):
+    """Twelve requests decode at once: at most the README's number of decodes run together, server-wide. Each may
+    hold one full-size photo (50 MP, 3 bytes a pixel) plus its encoded copy, so the slots together stay within one
+    request's memory bound: raising limits.CONCURRENT_DECODES (a review once set 200) fails here."""
+    import re
+    import threading
+
+    from conftest import ROOT
+
+    from dvlt import studio
+    from dvlt.inputs import Frames
+
+    readme = (ROOT / "README.md").read_text()
+    documented = int(re.search(r"\| uploads decoded at once \(whole server\) \| (\d+);", readme).group(1))
+    assert documented * limits.MAX_IMAGE_PIXELS * 3 * 2 <= SINGLE_REQUEST_BOUND
+    running, most, lock = [0], [0], threading.Lock()
+
+    def counting_decode(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return "photos", Frames()
+
+    monkeypatch.setattr(studio, "load_sequence", counting_decode)
+    requests = [
+        threading.Thread(target=studio.decode_uploads, args=(["photo.jpg"], studio.Sampling(), 16)) for _ in range(12)
+    ]
+    for request in requests:
+        request.start()
+    for request in requests:
+        request.join()
+    assert most[0] == documented == limits.CONCURRENT_DECODES, (most[0], documented)
