@@ -410,13 +410,17 @@ def merge_folder(source: Path, target: Path) -> None:
         source.rename(target)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    moved: list[str] = []
     try:
         for entry in sorted(source.iterdir()):
             if (target / entry.name).exists() or (target / entry.name).is_symlink():
                 (target / entry.name).rename(old / entry.name)
             entry.rename(target / entry.name)
+            moved.append(entry.name)
     except BaseException:
-        for entry in old.iterdir():  # put the earlier export back as it was
+        for name in moved:  # take back what was moved in, and put the earlier export back as it was
+            remove_path(target / name)
+        for entry in old.iterdir():
             remove_path(target / entry.name)
             entry.rename(target / entry.name)
         raise

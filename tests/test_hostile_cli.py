@@ -286,3 +286,27 @@ def test_ctrl_c_during_dvlt_export_keeps_the_earlier_export_whole(tmp_path):
             own = stderr.split("Exception ignored in")[0]  # callback; the run still ends as interrupted
             assert "error: interrupted" in stderr and "Traceback" not in own, stderr
     assert 130 in statuses, statuses
+
+
+def test_a_failed_export_commit_puts_the_earlier_export_back(tmp_path, monkeypatch):
+    """If moving the new files into OUT fails half-way, OUT is as before: earlier files back, new ones gone."""
+    import errno
+
+    out = tmp_path / "X"
+    out.mkdir()
+    (out / "a.txt").write_text("old a")
+    (out / "notes.txt").write_text("mine")
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self.name == "c.txt" and ".partial-" in str(self):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="Input/output error"):
+        with SceneFolder(out, merge=True) as folder:
+            for name in ("a.txt", "b.txt", "c.txt"):
+                (folder / name).write_text(f"new {name}")
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "old a", "notes.txt": "mine"}
+    assert [p.name for p in tmp_path.iterdir()] == ["X"]  # no temporary folders left
