@@ -310,3 +310,21 @@ def test_a_failed_export_commit_puts_the_earlier_export_back(tmp_path, monkeypat
                 (folder / name).write_text(f"new {name}")
     assert {p.name: p.read_text() for p in out.iterdir()} == {"a.txt": "old a", "notes.txt": "mine"}
     assert [p.name for p in tmp_path.iterdir()] == ["X"]  # no temporary folders left
+
+
+def test_an_ignored_sigint_stays_ignored():
+    """Started under `nohup` or as a background job (`cmd &` in a script), SIGINT is ignored from the start: the
+    hold installs nothing and a Ctrl-C neither interrupts nor is counted (the CLI then exits 0, not 130)."""
+    import signal
+
+    from dvlt.interrupts import installed_hold, interrupts_deferred, interrupts_received
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert installed_hold() is None
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and interrupts_received() == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
