@@ -50,6 +50,7 @@ OUTPUT_DIR = os.environ.get("DVLT_OUTPUT_DIR")
 OUTPUTS = studio.OutputFolders(
     OUTPUT_DIR or os.path.join(UPLOAD_CACHE, "dvlt-studio"),
     idle_s=float(os.environ.get("DVLT_SESSION_IDLE_S", limits.SESSION_IDLE_S)),
+    copies=UPLOAD_CACHE if OUTPUT_DIR else None,  # Gradio's copies of outputs kept elsewhere go with them
 )
 OUTPUTS.start_timer(float(os.environ.get("DVLT_SWEEP_EVERY_S", limits.SESSION_SWEEP_EVERY_S)))
 
@@ -86,6 +87,8 @@ def human_errors(handler: Callable) -> Callable:
 
 
 def require_model() -> None:
+    if OUTPUTS.error:
+        raise gr.Error(OUTPUTS.error)
     if MODEL is None:
         raise gr.Error(f"The model weights are not loaded, so nothing can be reconstructed. {LOAD_ERROR}")
 
@@ -952,6 +955,8 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(STEPS_LINE, elem_id="how-to")
         if LOAD_ERROR:
             gr.Markdown(f"### ⚠️ Model weights not loaded\n{LOAD_ERROR}", elem_id="load-error-banner")
+        if OUTPUTS.error:
+            gr.Markdown(f"### ⚠️ Output folder not writable\n{OUTPUTS.error}", elem_id="output-error-banner")
         gr.HTML(
             f"<style>{PHONE_CSS}{example_thumbnail_css()}</style>",
             elem_id="studio-style",

@@ -15,13 +15,11 @@ import glob
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,7 +30,8 @@ from .errors import DiskFullError, DVLTError, OptionError, UnsupportedFileError
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .exif import INTRINSICS_CHOICES, with_intrinsics
 from .export import FORMATS, CameraOptions, export_all, parse_formats
-from .inputs import NAME_KEY, is_video, load_sequence
+from .inputs import NAME_KEY, expand_sources, is_video, load_sequence, probe_image
+from .interrupts import installed_hold, interrupts_deferred, interrupts_received
 from .measure import KnownDistance, MeasureError, with_known_distance
 from .points import DEFAULT_POINT_SOURCE, POINT_SOURCES, with_point_source
 from .records import Reconstruction
@@ -333,7 +332,11 @@ def run_export(args: argparse.Namespace) -> int:
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     start = time.perf_counter()
     rec = prepared(rec, args, log)
-    written = export_all(rec, args.out, args.formats, options, cameras, log)
+    out = args.out.resolve()
+    check_output_folder(out.parent, [], overwrite=True)  # exists and is writable, before anything is written
+    with SceneFolder(out, merge=True) as folder:  # written aside, moved into OUT only once complete
+        written = export_all(rec, folder, args.formats, options, cameras, log)
+    written = {kind: out / Path(path).relative_to(folder) for kind, path in written.items()}
     log(
         f"{rec.name}: {rec.num_views} views in {time.perf_counter() - start:.1f} s -> "
         + ", ".join(map(str, written.values()))
@@ -376,6 +379,9 @@ def plan_inputs(texts: Sequence[str]) -> list[tuple[str, str, str | list[str]]]:
         for path in [source] if isinstance(source, str) else source:
             if not Path(path).exists():
                 raise UnsupportedFileError(f"{path}: no such file or folder.")
+        for path in expand_sources(source)[1]:  # an empty folder or an unreadable photo refuses the run now,
+            if not path.is_dir() and not is_video(path):  # before its output folder or manifest exists
+                probe_image(path)
         unique, number = name, 1
         while unique.lower() in used:
             number += 1
@@ -401,28 +407,6 @@ def check_output_folder(out: Path, names: Sequence[str], overwrite: bool) -> Non
         )
 
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block is done, so a folder is never created or swapped half-way; the
-    interrupt is raised right after, inside the caller's cleanup.
-
-    A Python-level handler, not a signal mask: the kernel may hand SIGINT to any thread (torch's, tqdm's), but
-    Python runs handlers in the main thread only. Outside the main thread (no handlers there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: held.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held and callable(previous):
-            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
-        elif held and previous == signal.SIG_DFL:
-            raise KeyboardInterrupt
-
-
 class SceneFolder(contextlib.AbstractContextManager):
     """A temporary sibling folder that becomes `target` only when everything in it is written, so an interrupted
     or failed run leaves no half-written scene (and a full disk is reported as such).
@@ -430,8 +414,8 @@ class SceneFolder(contextlib.AbstractContextManager):
     A class, not a generator: contextlib's wrapper has a moment after the folder exists and before the `with`
     body owns it, where a Ctrl-C would leak the folder."""
 
-    def __init__(self, target: Path) -> None:
-        self.target = target
+    def __init__(self, target: Path, merge: bool = False) -> None:
+        self.target, self.merge = target, merge  # merge: replace only what was written, keep OUT's other files
         self.partial: Path | None = None
 
     def __enter__(self) -> Path:
@@ -449,7 +433,7 @@ class SceneFolder(contextlib.AbstractContextManager):
             return
         try:
             with interrupts_deferred():  # the old scene is never lost between the two renames
-                replace_folder(self.partial, self.target)
+                (merge_folder if self.merge else replace_folder)(self.partial, self.target)
         except BaseException as commit_error:
             self.discard(commit_error)
             raise
@@ -471,6 +455,40 @@ def replace_folder(source: Path, target: Path) -> None:
     source.rename(target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def merge_folder(source: Path, target: Path) -> None:
+    """Move each entry of `source` into `target` (created if needed), replacing same-named entries whole; the
+    replaced ones are kept aside until every move is done, then removed with `source`."""
+    if not target.exists():
+        source.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    moved: list[str] = []
+    try:
+        for entry in sorted(source.iterdir()):
+            if (target / entry.name).exists() or (target / entry.name).is_symlink():
+                (target / entry.name).rename(old / entry.name)
+            entry.rename(target / entry.name)
+            moved.append(entry.name)
+    except BaseException:
+        for name in moved:  # take back what was moved in, and put the earlier export back as it was
+            remove_path(target / name)
+        for entry in old.iterdir():
+            remove_path(target / entry.name)
+            entry.rename(target / entry.name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(source, ignore_errors=True)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
@@ -637,14 +655,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         warnings.filterwarnings("ignore", message=r"K=\d+ is outside the validated range")
+    installed_hold()  # one SIGINT handler for the run: held interrupts are never lost or raised late
+    interrupts_before = interrupts_received()
     try:
-        return run_export(args) if args.command == "export" else run_reconstruct(args)
+        status = run_export(args) if args.command == "export" else run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        status = 130
+    if status == 130 or interrupts_received() > interrupts_before:  # also one a library's __del__ swallowed
         print("error: interrupted", file=sys.stderr)
         return 130
+    return status
 
 
 def main_entry() -> None:

@@ -84,3 +84,7 @@ class CheckpointUnavailableError(CheckpointError, ConnectionError):
 
 class CheckpointMismatchError(CheckpointError, ValueError):
     """The checkpoint's keys or shapes do not match the DVLT layout."""
+
+
+class OutputDirError(DVLTError):
+    """The server's output folder (DVLT_OUTPUT_DIR) cannot be written: runs are refused with this message."""

@@ -47,6 +47,9 @@ except ImportError:  # pragma: no cover - exercised only without pillow-heif
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif", ".m4v"})
 DEFAULT_FPS = limits.FPS_DEFAULT
+# The only readers an upload or CLI input reaches (Pillow's names; "HEIF" from pillow-heif, phones' MPO JPEGs come
+# through "JPEG"): PCX, TGA, EPS (Ghostscript) and the rest are refused whatever the file is named.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF")
 DEFAULT_MAX_PIXELS = limits.MAX_IMAGE_PIXELS  # per image; larger photos are refused, not silently shrunk
 NAME_KEY = "dvlt_name"  # PIL Image.info key holding a frame's source file name
 SOURCE_KEY = "dvlt_source"  # Image.info: path of the full-size photo a downscaled frame came from
@@ -131,7 +134,7 @@ def _open(path: Path) -> Image.Image:
     """Image.open with our errors (reads the header only)."""
     name = path.name
     try:
-        return Image.open(path)
+        return Image.open(path, formats=PHOTO_FORMATS)
     except FileNotFoundError:
         raise UnsupportedFileError(f"{name}: file not found.") from None
     except IsADirectoryError:
@@ -163,8 +166,8 @@ def check_image_size(name: str, width: int, height: int, max_pixels: int, what: 
         )
 
 
-def probe_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoHeader:
-    """Size and orientation of a photo from its header, with every size limit checked; decodes nothing."""
+def read_header(path: PathLike) -> PhotoHeader:
+    """Size and orientation of a photo from its header, no limit checked; decodes nothing."""
     path = Path(path)
     with _open(path) as image:
         try:
@@ -174,8 +177,14 @@ def probe_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoHe
         width, height = image.size
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    check_image_size(path.name, width, height, max_pixels)
     return PhotoHeader(path, height, width, orientation)
+
+
+def probe_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PhotoHeader:
+    """Size and orientation of a photo from its header, with every size limit checked; decodes nothing."""
+    header = read_header(path)
+    check_image_size(header.path.name, header.width, header.height, max_pixels)
+    return header
 
 
 def open_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
@@ -225,10 +234,21 @@ def _decode(image: Image.Image, header: PhotoHeader, target: tuple[int, int] | N
 
 
 class Originals(Sequence):
-    """The full-size photos behind downscaled frames, read from disk one at a time when an export asks."""
+    """The full-size photos behind downscaled frames, read from disk one at a time when an export asks (never kept:
+    each read decodes the photo again, so holding one photo at a time is up to the caller)."""
 
     def __init__(self, frames: Sequence[Image.Image]) -> None:
         self._frames = list(frames)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[PathLike], sizes: Sequence[tuple[int, int]]) -> Originals:
+        """Photos on disk of known upright (height, width), none decoded yet."""
+        stand_ins = []
+        for path, size in zip(paths, sizes):
+            stand_in = Image.new("RGB", (1, 1))
+            stand_in.info.update({SOURCE_KEY: str(path), ORIGINAL_SIZE_KEY: tuple(size), NAME_KEY: Path(path).name})
+            stand_ins.append(stand_in)
+        return cls(stand_ins)
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -240,8 +260,9 @@ class Originals(Sequence):
         source = frame.info.get(SOURCE_KEY)
         if source is None:
             return frame
+        height, width = original_size(frame)
         try:
-            image = open_image(source, max_pixels=max(DEFAULT_MAX_PIXELS, frame.width * frame.height))
+            image = open_image(source, max_pixels=max(DEFAULT_MAX_PIXELS, width * height))
         except UnsupportedFileError:
             raise PhotosUnavailableError(
                 f"The full-size photo {Path(source).name} is no longer on the server; upload it again to export it."
@@ -251,6 +272,10 @@ class Originals(Sequence):
 
     def __iter__(self) -> Iterator[Image.Image]:
         return (self[i] for i in range(len(self)))
+
+    def size(self, index: int) -> tuple[int, int]:
+        """(height, width) of photo `index`, upright, without decoding it."""
+        return original_size(self._frames[index])
 
     def available(self) -> bool:
         """Whether every full-size photo is still on disk."""
@@ -348,13 +373,21 @@ def sample_times(
     return chosen
 
 
+# A frame's display rotation (counter-clockwise degrees, from the container's display matrix or `rotate` tag, as
+# PyAV's VideoFrame.rotation gives it) -> the transpose that shows it upright: phone clips are stored sideways.
+UPRIGHT_FRAME = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
 def frame_image(frame: av.VideoFrame, max_side: int | None) -> Image.Image:
-    """An RGB image of a decoded frame, downscaled by the converter to `max_side` (never kept full-size)."""
+    """An upright RGB image of a decoded frame, downscaled by the converter to `max_side` (never kept full-size)."""
     height, width = frame.height, frame.width
     if max_side is not None and max(height, width) > max_side:
         height, width = fitted_resize(height, width, max_side)
-        return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
-    return frame.to_image()
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+    else:
+        image = frame.to_image()
+    turn = UPRIGHT_FRAME.get(round(getattr(frame, "rotation", 0) or 0) % 360)
+    return image.transpose(turn) if turn is not None else image
 
 
 def read_video(
@@ -388,6 +421,8 @@ def read_video(
             header = probe_video(container, stream, path.name, max_pixels, max_seconds)
         except av.error.FFmpegError as error:
             raise UnsupportedFileError(f"{path.name} could not be read ({type(error).__name__}).") from None
+        # the decoder itself refuses a frame over the limit before allocating it (libavcodec's max_pixels)
+        stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(max_pixels)}
         wanted = sample_times(header.times, fps, num_frames, max_frames)
         targets = {round(t * 1000): t for t in wanted}  # by millisecond: decoders may return frames out of order
         frames: list[tuple[Fraction, Image.Image]] = []
@@ -396,8 +431,8 @@ def read_video(
             for frame in container.decode(stream):
                 if not targets:
                     break
-                if not (header.width and header.height):
-                    check_image_size(path.name, frame.width, frame.height, max_pixels, what="video frame")
+                # every frame as decoded, not only the header's size: a stream may change size mid-way
+                check_image_size(path.name, frame.width, frame.height, max_pixels, what="video frame")
                 time = Fraction(frame.pts * stream.time_base) if frame.pts is not None else Fraction(len(frames))
                 key = round(time * 1000)
                 hit = next((k for k in (key, key - 1, key + 1) if k in targets), None)
@@ -407,6 +442,11 @@ def read_video(
                 del targets[hit]
                 frames.append((time, frame_image(frame, max_side)))
                 last = None
+        except av.error.ArgumentError:  # what max_pixels gives (EINVAL); damaged data gives InvalidDataError
+            raise ImageTooLargeError(
+                f"{path.name} has a video frame over {max_pixels / 1e6:.0f} MP (the limit per video frame), although "
+                f"its header says {header.width}x{header.height}. Re-encode it at a smaller size first."
+            ) from None
         except av.error.FFmpegError:
             damaged = True
             if not frames and last is None:

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import dataclasses
 import errno
+import filecmp
 import hashlib
 import importlib.util
 import io
@@ -32,7 +33,15 @@ from PIL import Image
 from . import limits
 from .batch import pid_alive
 from .budget import decode_slot
-from .errors import DiskFullError, DVLTError, EmptyInputError, InputError, StepsError, TooManyFramesError
+from .errors import (
+    DiskFullError,
+    DVLTError,
+    EmptyInputError,
+    InputError,
+    OutputDirError,
+    StepsError,
+    TooManyFramesError,
+)
 from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimate, Estimator, human_seconds
 from .export import CameraOptions, adjust_cameras, available, write_colmap, write_glb, write_nerfstudio, zip_directory
 from .export.ply import write_point_cloud
@@ -663,7 +672,11 @@ class OutputFolders:
     Each process writes under root/run-<pid>-<random>/; folders of processes that are gone are removed at
     start-up. A session's folder is removed when its tab closes (`forget`), or by a timer thread once it has been
     idle for `idle_s`; a session over `disk_mb` loses its oldest results first. `on_remove(path)` is called for
-    every file about to be deleted (the app removes Gradio's cached copy of it)."""
+    every file about to be deleted. With `copies` (the web server's cache, where it serves copies of outputs that
+    live elsewhere) the served copy of every removed file goes too, so the URLs a session was given stop working.
+
+    A root that cannot be written does not raise here: `error` says what is wrong and how to fix it, and `new`
+    refuses with it, so the app can start and show it."""
 
     def __init__(
         self,
@@ -671,30 +684,42 @@ class OutputFolders:
         idle_s: float = limits.SESSION_IDLE_S,
         disk_mb: float = limits.SESSION_DISK_MB,
         on_remove: Callable[[Path], None] | None = None,
+        copies: str | Path | None = None,
     ) -> None:
         base = Path(root or Path(tempfile.gettempdir()) / "dvlt-studio")
-        base.mkdir(parents=True, exist_ok=True)
         self.idle_s, self.disk_bytes, self.on_remove = idle_s, disk_mb * 1024 * 1024, on_remove
-        self.remove_previous_runs(base)
+        self.copies = Path(copies) if copies is not None else None
         self.root = base / f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.root.mkdir()
+        self.error: str | None = None
         self._last_seen: dict[str, float] = {}
         self._lock = threading.Lock()
         self._timer: threading.Thread | None = None
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            self.remove_previous_runs(base)
+            self.root.mkdir()
+        except OSError as error:
+            self.error = (
+                f"The server's output folder cannot be written ({error.strerror or type(error).__name__}), so "
+                "nothing can be reconstructed. The operator can fix it by pointing DVLT_OUTPUT_DIR at a writable "
+                "folder (or unsetting it) and restarting the app."
+            )
+            log.error("output folder %s is not writable: %s", base, error)
 
-    @staticmethod
-    def remove_previous_runs(base: Path) -> None:
-        """Delete the outputs of earlier processes that are no longer running."""
+    def remove_previous_runs(self, base: Path) -> None:
+        """Delete the outputs of earlier processes that are no longer running (and their served copies)."""
         for folder in base.glob("run-*"):
             try:
                 pid = int(folder.name.split("-")[1])
             except (IndexError, ValueError):
                 continue
             if pid != os.getpid() and not pid_alive(pid):
-                shutil.rmtree(folder, ignore_errors=True)
+                self._remove(folder)
 
     def new(self, session: str | None) -> Path:
-        """A fresh, unguessable folder for one request of `session`."""
+        """A fresh, unguessable folder for one request of `session` (OutputDirError when none can be made)."""
+        if self.error is not None:
+            raise OutputDirError(self.error)
         key = session_key(session)
         with self._lock:
             self._last_seen[key] = time.time()
@@ -709,13 +734,16 @@ class OutputFolders:
             self._last_seen[session_key(session)] = time.time()
 
     def _remove(self, folder: Path) -> None:
-        if self.on_remove is not None:
-            for path in folder.rglob("*"):
-                if path.is_file():
-                    try:
-                        self.on_remove(path)
-                    except Exception:  # a failed clean-up hook must not keep our own files
-                        log.exception("clean-up hook failed")
+        for path in folder.rglob("*"):
+            if not path.is_file():
+                continue
+            try:
+                if self.copies is not None:
+                    remove_served_copies(path, self.copies, keep=lambda other: folder not in other.parents)
+                if self.on_remove is not None:
+                    self.on_remove(path)
+            except Exception:  # a failed clean-up hook must not keep our own files
+                log.exception("clean-up hook failed")
         shutil.rmtree(folder, ignore_errors=True)
 
     def enforce_cap(self, key: str) -> None:
@@ -767,6 +795,24 @@ class OutputFolders:
 
         self._timer = threading.Thread(target=loop, name="dvlt-output-sweep", daemon=True)
         self._timer.start()
+
+
+def remove_served_copies(path: Path, copies: Path, keep: Callable[[Path], bool]) -> None:
+    """Delete the web server's copies of output `path`: Gradio keeps one per content under copies/<digest>/<name>,
+    shared by every session whose output has those bytes, so a copy stays while another live output file (one
+    under the same run folder for which `keep` is true) has the same name and bytes."""
+    size = path.stat().st_size
+    same = lambda other: other.stat().st_size == size and filecmp.cmp(path, other, shallow=False)  # noqa: E731
+    served = [copy for copy in copies.glob(f"*/{path.name}") if copy.is_file() and same(copy)]
+    if not served:
+        return
+    run = next((parent for parent in path.parents if parent.name.startswith("run-")), path.parent)
+    if any(keep(other) and other != path and same(other) for other in run.rglob(path.name) if other.is_file()):
+        return  # still another session's output
+    for copy in served:
+        copy.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            copy.parent.rmdir()  # Gradio's per-digest folder, when nothing else is in it
 
 
 class ResultCache:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,11 +29,12 @@ class Server:
         # default: outputs inside Gradio's cache (served in place); DVLT_OUTPUT_DIR in env puts them anywhere
         self.output_dir = Path(env.get("DVLT_OUTPUT_DIR", workdir / "gradio" / "dvlt-studio"))
         self.log = workdir / f"server-{self.port}.log"
+        self.cache = workdir / "gradio"  # Gradio's cache: uploads, and copies of outputs kept elsewhere
         inherited = {key: value for key, value in os.environ.items() if not key.startswith(("DVLT_", "GRADIO_"))}
         environment = {  # nothing leaks in from other tests' in-process app (DVLT_OUTPUT_DIR, GRADIO_* caches)
             **inherited,
             "DVLT_CHECKPOINT": str(checkpoint),
-            "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+            "GRADIO_TEMP_DIR": str(self.cache),
             "GRADIO_SERVER_PORT": str(self.port),
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_ANALYTICS_ENABLED": "False",
@@ -179,4 +181,68 @@ def write_live_mkv(path: Path, seconds: int) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     target.close()
+    return path
+
+
+def wide_progressive_jpegs(directory: Path, count: int, width: int = 12000, height: int = 4000) -> list[Path]:
+    """`count` progressive JPEGs of width x height (48 MP at 12000 x 4000, under every limit): a phone panorama."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0, 255, width, dtype=np.float32)
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0] = ramp.astype(np.uint8)
+    pixels[..., 1] = (255 - ramp).astype(np.uint8)
+    pixels[..., 2] = np.linspace(0, 255, height, dtype=np.float32).astype(np.uint8)[:, None]
+    first = directory / "wide_000.jpg"
+    Image.fromarray(pixels).save(first, quality=85, progressive=True)
+    del pixels
+    paths = [first]
+    for index in range(1, count):  # same pixels, distinct files (and names)
+        path = directory / f"wide_{index:03d}.jpg"
+        path.write_bytes(first.read_bytes() + index.to_bytes(4, "big"))  # bytes after EOI are ignored
+        paths.append(path)
+    return paths
+
+
+def write_growing_clip(path: Path, small: int = 64, big: int = 12000, frames: int = 4) -> Path:
+    """An MJPEG clip whose header (and first frame) says small x small, and whose later frames are big x big: each
+    MJPEG packet is a whole JPEG, so packets of a second, larger encoder are muxed into the small stream."""
+
+    def flat(side: int) -> av.VideoFrame:
+        frame = av.VideoFrame(side, side, "yuvj420p")
+        for plane in frame.planes:
+            plane.update(bytes([128]) * plane.buffer_size)
+        return frame
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = small, small, "yuvj420p"
+        large = av.CodecContext.create("mjpeg", "w")
+        large.width, large.height, large.pix_fmt, large.time_base = big, big, "yuvj420p", Fraction(1, 1)
+        for index in range(frames):
+            frame = flat(small if index == 0 else big)
+            frame.pts = index
+            for packet in (stream if index == 0 else large).encode(frame):
+                packet.stream, packet.pts, packet.dts = stream, index, index
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_rotated_clip(path: Path, rotation: int, width: int = 64, height: int = 32) -> Path:
+    """A 4-frame H.264 clip stored width x height, left half white, with a display matrix of `rotation`
+    (counter-clockwise degrees, PyAV's convention; a phone's portrait clip is -90: shown turned 90° clockwise)."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 2] = 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(rotation)
+        for index in range(4):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path

@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -17,7 +18,17 @@ import httpx
 import pytest
 from conftest import ALOE
 from gradio_client import Client, handle_file
-from hostile_server import GB, Server, big_jpegs, write_clip, write_flat_clip, write_live_mkv
+from hostile_server import (
+    GB,
+    Server,
+    big_jpegs,
+    wide_progressive_jpegs,
+    write_clip,
+    write_flat_clip,
+    write_growing_clip,
+    write_live_mkv,
+    write_rotated_clip,
+)
 from PIL import Image
 
 from dvlt import limits
@@ -154,6 +165,94 @@ def test_49mp_photos_decode_to_the_model_size(server, files):
     assert message is None and "16 views: 7000×7000 (16)" in result[1]
 
 
+COLMAP = "COLMAP (3DGS, gsplat, nerfstudio-colmap)"
+DOWNLOAD = {"conf": 20, "show_cameras": True, "max_points": 100_000, "mask_black": False, "mask_white": False}
+
+
+def test_sixteen_48mp_progressive_jpegs_stay_within_the_bound(server, tmp_path_factory):
+    """The reconstruction (splat PLY and GLB included) uses the model's views; a COLMAP download copies the
+    full-size photos one at a time inside a decode slot, also when three downloads of the session run at once."""
+    import zipfile
+
+    photos = wide_progressive_jpegs(tmp_path_factory.mktemp("wide"), 16)
+    client = Client(server.url, verbose=False)
+    result, message = measured(server, "16 x 48 MP progressive reconstruct", lambda: call(client, photos))
+    assert message is None and "16 views" in result[4], message
+    views = [f"view {i}" for i in range(16)]
+    archive, message = measured(
+        server,
+        "16 x 48 MP COLMAP download",
+        lambda: client.predict(label=COLMAP, views=views, **DOWNLOAD, api_name="/download"),
+    )
+    assert message is None, message
+    with zipfile.ZipFile(archive) as bundle:
+        copies = [name for name in bundle.namelist() if "/images/" in name and name.endswith(".jpg")]
+        assert len(copies) == 16
+        with bundle.open(copies[0]) as photo:
+            assert Image.open(photo).size == (12000, 4000)  # the full-size photos, not the model's views
+
+    def three_at_once() -> list:
+        jobs = [client.submit(label=COLMAP, views=views, **DOWNLOAD, api_name="/download") for _ in range(3)]
+        return [job.result() for job in jobs]
+
+    archives, message = measured(server, "3 x COLMAP download at once", three_at_once)
+    assert message is None and len(archives) == 3, message
+
+
+def test_video_frames_are_checked_as_decoded(server, tmp_path):
+    """A clip whose header says 64x64 and whose next frame is 7200x7200 (52 MP): libavcodec refuses that frame
+    before allocating it, and the user is told which file and which limit."""
+    clip = write_growing_clip(tmp_path / "growing.mkv", big=7200, frames=2)
+    client = Client(server.url, verbose=False)
+    _, message = measured(server, "64x64 header, 52 MP frames", lambda: call(client, [clip], fps=1))
+    assert "growing.mkv has a video frame over 50 MP" in message and "header says 64x64" in message, message
+    assert_no_paths(message, server)
+
+
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_rotated_clips_come_out_upright(tmp_path, rotation):
+    """Stored 64x32 with the left half white; the display matrix turns it (counter-clockwise degrees, FFmpeg's
+    convention: a phone's portrait clip is -90, i.e. shown turned 90° clockwise, so its left edge is on top)."""
+    import numpy as np
+
+    from dvlt.inputs import read_video
+
+    frames = read_video(write_rotated_clip(tmp_path / "phone.mp4", rotation), fps=None)
+    pixels = np.asarray(frames[0], np.float64)
+    white_side = {-90: pixels[:8], 90: pixels[-8:], 180: pixels[:, -16:]}[rotation]
+    dark_side = {-90: pixels[-8:], 90: pixels[:8], 180: pixels[:, :16]}[rotation]
+    assert frames[0].size == ((64, 32) if rotation == 180 else (32, 64))
+    assert white_side.mean() > 240 and dark_side.mean() < 15
+
+
+def test_only_the_documented_photo_formats_are_opened(server, tmp_path):
+    """PCX, TGA, PPM, SGI, ICO and EPS, named .jpg or .png, never reach their Pillow readers (EPS's calls
+    Ghostscript); JPEG, PNG, WebP, BMP and TIFF still open."""
+    from dvlt.errors import UnsupportedFileError
+    from dvlt.inputs import load_sequence
+
+    image = Image.new("RGB", (64, 48), (200, 120, 40))
+    others = []
+    for fmt in ("PCX", "TGA", "PPM", "SGI", "ICO"):
+        path = tmp_path / f"{fmt.lower()}.{'png' if fmt == 'ICO' else 'jpg'}"
+        image.save(path, format=fmt)
+        with Image.open(path) as check:
+            assert check.format == fmt  # Pillow alone would read it
+        others.append(path)
+    eps = tmp_path / "eps.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\nshowpage\n")
+    others.append(eps)
+    for path in others:
+        with pytest.raises(UnsupportedFileError, match=f"{path.name} is not an image we can read"):
+            load_sequence([path], max_side=252)
+    for fmt, suffix in (("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tif")):
+        image.save(tmp_path / f"fine.{suffix}", format=fmt)
+        assert load_sequence([tmp_path / f"fine.{suffix}"])[1][0].size == (64, 48)
+    client = Client(server.url, verbose=False)
+    _, message = measured(server, "a PCX named .jpg", lambda: call(client, [others[0]]))
+    assert "pcx.jpg is not an image we can read" in message and "JPEG, PNG, WebP, BMP, TIFF or HEIC" in message
+
+
 def test_minute_of_1080p_at_top_fps(server, files):
     client = Client(server.url, verbose=False)
     result, message = measured(server, "60 s 1080p at 10 fps", lambda: call(client, [files["hd"]], fps=limits.FPS_MAX))
@@ -241,8 +340,25 @@ def test_concurrent_sessions_and_heavy_previews(server, files):
     assert server.alive() and peak - server.idle < SINGLE_REQUEST_BOUND
 
 
+def served_copies(server: Server) -> list[str]:
+    """URLs of the scene files Gradio serves from copies in its cache (outputs live in DVLT_OUTPUT_DIR)."""
+    cache = server.cache
+    return [f"{server.url}gradio_api/file={path}" for path in sorted(cache.rglob("scene-*.glb"))]
+
+
+GONE = 403  # what Gradio's /file= route answers for a file it does not have ("File not allowed"), never 404
+
+
+def status_of(url: str) -> int:
+    try:
+        return urllib.request.urlopen(url, timeout=30).status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
-    """After kill -9 the next process removes the dead one's files; a timer removes idle sessions' outputs."""
+    """After kill -9 the next process removes the dead one's files; a timer removes idle sessions' outputs; the
+    URLs each session was given (Gradio's cached copies of the outputs) answer 404 once its files are gone."""
     # outputs outside the working and temp folders (persistent storage): served through allowed_paths
     elsewhere = Path(tempfile.mkdtemp(prefix="dvlt-hostile-", dir="/var/tmp"))
     settings = {"DVLT_OUTPUT_DIR": str(elsewhere), "DVLT_SESSION_IDLE_S": "4", "DVLT_SWEEP_EVERY_S": "1"}
@@ -251,21 +367,46 @@ def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
         call(Client(first.url, verbose=False), [ALOE / "aloeL.jpg"])
         (dead,) = first.output_dir.glob("run-*")
         assert any(dead.rglob("*.glb"))
+        (dead_copy,) = served_copies(first)
+        assert status_of(dead_copy) == 200
     finally:
         first.kill()
     second = Server(checkpoint_dir, tmp_path, **settings)
     try:
         assert not dead.exists()  # the killed process's outputs are gone at start-up
-        call(Client(second.url, verbose=False), [ALOE / "aloeL.jpg"])
+        assert served_copies(second) == []  # and so are Gradio's copies of them
+        assert status_of(dead_copy.replace(first.url, second.url)) == GONE
+        call(Client(second.url, verbose=False), [ALOE / "aloeR.jpg"])
         (live,) = second.output_dir.glob("run-*")
         assert any(live.rglob("*.glb"))
+        (url,) = served_copies(second)
+        assert status_of(url) == 200
         deadline = time.time() + 30
         while any(live.rglob("*.glb")) and time.time() < deadline:
             time.sleep(1)  # no request arrives: only the timer can remove them
         assert not any(live.rglob("*.glb"))
+        assert status_of(url) == GONE
     finally:
         second.stop()
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_an_unwritable_output_folder_is_a_banner_not_a_crash(checkpoint_dir, tmp_path):
+    """DVLT_OUTPUT_DIR under a file cannot be created (root ignores permissions; this fails for everyone): the app
+    starts, says what is wrong and how to fix it, and refuses runs with that message."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    server = Server(checkpoint_dir, tmp_path, DVLT_OUTPUT_DIR=str(blocker / "outputs"))
+    try:
+        page = urllib.request.urlopen(server.url, timeout=30).read().decode()
+        assert "Output folder not writable" in page and "DVLT_OUTPUT_DIR" in page
+        _, message = measured(
+            server, "unwritable output folder", lambda: call(Client(server.url, verbose=False), [ALOE / "aloeL.jpg"])
+        )
+        assert "output folder cannot be written (Not a directory)" in message and "DVLT_OUTPUT_DIR" in message
+        assert_no_paths(message, server)
+    finally:
+        server.stop()
 
 
 def test_full_disk_leaves_nothing_partial(tmp_path):
@@ -352,3 +493,40 @@ def test_decode_slots_are_shared_and_busy_is_explained():
         thread.join()
     with decode_slot(wait_s=0.2):  # free again
         pass
+
+
+def test_concurrent_decodes_stay_at_the_documented_number(monkeypatch):
+    """Twelve requests decode at once: at most the README's number of decodes run together, server-wide. Each may
+    hold one full-size photo (50 MP, 3 bytes a pixel) plus its encoded copy, so the slots together stay within one
+    request's memory bound: raising limits.CONCURRENT_DECODES (a review once set 200) fails here."""
+    import re
+    import threading
+
+    from conftest import ROOT
+
+    from dvlt import studio
+    from dvlt.inputs import Frames
+
+    readme = (ROOT / "README.md").read_text()
+    documented = int(re.search(r"\| uploads decoded at once \(whole server\) \| (\d+);", readme).group(1))
+    assert documented * limits.MAX_IMAGE_PIXELS * 3 * 2 <= SINGLE_REQUEST_BOUND
+    running, most, lock = [0], [0], threading.Lock()
+
+    def counting_decode(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return "photos", Frames()
+
+    monkeypatch.setattr(studio, "load_sequence", counting_decode)
+    requests = [
+        threading.Thread(target=studio.decode_uploads, args=(["photo.jpg"], studio.Sampling(), 16)) for _ in range(12)
+    ]
+    for request in requests:
+        request.start()
+    for request in requests:
+        request.join()
+    assert most[0] == documented == limits.CONCURRENT_DECODES, (most[0], documented)

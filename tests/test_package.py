@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import tomllib
 from conftest import ROOT
@@ -23,18 +26,30 @@ def requirement_name(line: str) -> str:
 
 
 def test_pip_install_into_a_fresh_venv_gives_a_working_dvlt_command(tmp_path):
-    venv = tmp_path / "venv"  # without its own pip/setuptools: the installed ones build and install into it
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=300
-    )
+    # A venv without its own pip/setuptools that sees this test environment's packages (a .pth file), never the
+    # base interpreter's: `--system-site-packages` would mean the base's, whose setuptools may be too old.
+    venv = tmp_path / "venv"
+    clean = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # nothing from the checkout
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     python, dvlt = venv / "bin" / "python", venv / "bin" / "dvlt"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean,
+    ).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(site) / "test-environment.pth").write_text("\n".join(ours) + "\n")
     source = tmp_path / "source"  # a copy: building in the checkout would leave a build/ folder behind
     shutil.copytree(ROOT / "dvlt", source / "dvlt", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--check-build-dependencies"]
+        + [str(source)],
         cwd=tmp_path,
+        env=clean,
         capture_output=True,
         text=True,
         timeout=600,
@@ -42,11 +57,17 @@ def test_pip_install_into_a_fresh_venv_gives_a_working_dvlt_command(tmp_path):
     assert install.returncode == 0, install.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    help_text = subprocess.run([str(dvlt), "reconstruct", "--help"], cwd=elsewhere, capture_output=True, text=True)
+    help_text = subprocess.run(
+        [str(dvlt), "reconstruct", "--help"], cwd=elsewhere, env=clean, capture_output=True, text=True
+    )
     assert help_text.returncode == 0, help_text.stderr
     assert "--max-frames" in help_text.stdout and "examples, one per input kind" in help_text.stdout
     where = subprocess.run(
-        [str(python), "-c", "import dvlt; print(dvlt.__file__)"], cwd=elsewhere, capture_output=True, text=True
+        [str(python), "-c", "import dvlt; print(dvlt.__file__)"],
+        cwd=elsewhere,
+        env=clean,
+        capture_output=True,
+        text=True,
     )
     assert where.stdout.strip().startswith(str(venv)), "dvlt is imported from the installed copy, not the checkout"
 
@@ -89,3 +110,12 @@ def test_readme_install_command_installs_what_the_python_blocks_import():
 
 def test_console_script_points_at_the_cli():
     assert PYPROJECT["project"]["scripts"]["dvlt"] == "dvlt.cli:main_entry"
+
+
+def test_build_requirement_reads_the_license_field():
+    """A PEP 639 license string (`license = "Apache-2.0"`) needs setuptools >= 77; older ones reject the build."""
+    from packaging.requirements import Requirement
+
+    setuptools = next(Requirement(r) for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools"))
+    if isinstance(PYPROJECT["project"]["license"], str):
+        assert not setuptools.specifier.contains("76.9"), setuptools

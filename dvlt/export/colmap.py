@@ -69,7 +69,7 @@ def camera_ids(views: list[ExportView]) -> tuple[list[int], list[tuple]]:
     ids = []
     for view in views:
         fx, fy, cx, cy = (float(view.intrinsics[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
-        camera = (*view.image.size, fx, fy, cx, cy)
+        camera = (*view.size, fx, fy, cx, cy)
         if camera not in cameras:
             cameras.append(camera)
         ids.append(cameras.index(camera) + 1)

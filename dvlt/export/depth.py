@@ -86,8 +86,8 @@ def write_depth_maps(rec: Reconstruction, directory: str | Path, log: Log = prin
     directory.mkdir(parents=True, exist_ok=True)
     dropped, total = 0, 0
     for index, view in enumerate(export_views(rec)):
-        depth = photo_depth(rec, index, view.transform, view.image.size)
-        conf = to_photo_frame(rec.confidence[index], view.transform, view.image.size)
+        depth = photo_depth(rec, index, view.transform, view.size)
+        conf = to_photo_frame(rec.confidence[index], view.transform, view.size)
         stem = Path(view.name).stem
         depth_png(depth).save(directory / f"{stem}.png")
         np.save(directory / f"{stem}.npy", depth)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..budget import decode_slot
+from ..inputs import Originals
 from ..records import Reconstruction, ViewTransform
 
 KEEP_SUFFIXES = (".jpg", ".jpeg", ".png")  # other formats are written as PNG
@@ -16,13 +21,20 @@ DOWNSCALE_FACTORS = (2, 4, 8)  # images_2/, images_4/, images_8/ as ns-process-d
 
 @dataclass(frozen=True)
 class ExportView:
-    """One view as an export sees it: file name, image, intrinsics and world-to-camera pose."""
+    """One view as an export sees it: file name, photo size, intrinsics and world-to-camera pose; the pixels are
+    read only when asked for (`image`), so exports that need just the size never decode a full-size photo."""
 
     name: str
-    image: Image.Image
+    size: tuple[int, int]  # (width, height) of the photo, as PIL gives it
     transform: ViewTransform  # canvas -> this image
     intrinsics: np.ndarray  # (3, 3) in this image's pixels
     c2w: np.ndarray  # (3, 4) OpenCV camera-to-world
+    read: Callable[[], Image.Image] = field(repr=False, compare=False)  # the photo, decoded on each call
+
+    @property
+    def image(self) -> Image.Image:
+        """The photo's pixels, decoded now (full size for an original: hold one at a time)."""
+        return self.read()
 
 
 def export_views(rec: Reconstruction) -> list[ExportView]:
@@ -32,29 +44,36 @@ def export_views(rec: Reconstruction) -> list[ExportView]:
         transform = rec.transforms[index]
         name = rec.names[index] if rec.names else f"view_{index:03d}.png"
         if rec.originals is not None:
-            image = rec.originals[index]
+            read = partial(operator.getitem, rec.originals, index)  # Originals decodes from disk on each read
+            if isinstance(rec.originals, Originals):
+                height, width = rec.originals.size(index)
+            else:
+                width, height = rec.originals[index].size
         else:  # from an .npz: the real pixels of the canvas stand in for the photo
             (top, left), (height, width) = transform.pad, transform.valid_size
-            image = Image.fromarray(rec.images[index, top : top + height, left : left + width])
+            read = partial(Image.fromarray, rec.images[index, top : top + height, left : left + width])
             transform = ViewTransform((height, width), (height, width), (0, 0), (top, left), (height, width))
             name = str(Path(name).with_suffix(".png"))
         if Path(name).suffix.lower() not in KEEP_SUFFIXES:
             name = str(Path(name).with_suffix(".png"))
-        views.append(
-            ExportView(name, image, transform, transform.intrinsics_to_original(rec.intrinsics[index]), rec.c2w[index])
-        )
+        intrinsics = transform.intrinsics_to_original(rec.intrinsics[index])
+        views.append(ExportView(name, (width, height), transform, intrinsics, rec.c2w[index], read))
     return views
 
 
 def write_images(views: list[ExportView], directory: Path) -> None:
-    """Save each view's image under its name (JPEG quality 95 for .jpg, lossless otherwise)."""
+    """Save each view's image under its name (JPEG quality 95 for .jpg, lossless otherwise): one photo decoded at a
+    time, inside one of the server's decode slots, and dropped before the next."""
     directory.mkdir(parents=True, exist_ok=True)
     for view in views:
         target = directory / view.name
-        if target.suffix.lower() in (".jpg", ".jpeg"):
-            view.image.convert("RGB").save(target, quality=95)
-        else:
-            view.image.save(target)
+        with decode_slot():
+            image = view.image
+            if target.suffix.lower() in (".jpg", ".jpeg"):
+                image.convert("RGB").save(target, quality=95)
+            else:
+                image.save(target)
+            del image
 
 
 def downscaled(image: Image.Image, factor: int) -> Image.Image:

@@ -110,14 +110,14 @@ def write_nerfstudio(
     frames = []
     for index, view in enumerate(views):
         depth_path = f"depth/{Path(view.name).stem}.png"
-        depth_png(photo_depth(rec, index, view.transform, view.image.size)).save(directory / depth_path)
+        depth_png(photo_depth(rec, index, view.transform, view.size)).save(directory / depth_path)
         frame = {
             "file_path": f"images/{view.name}",
             "depth_file_path": depth_path,  # nerfstudio
             "depth_path": depth_path,  # instant-ngp
             "transform_matrix": opengl_c2w(view.c2w).tolist(),
         }
-        frame.update(intrinsics_entry(view.intrinsics, *view.image.size))
+        frame.update(intrinsics_entry(view.intrinsics, *view.size))
         frames.append(frame)
     meta: dict = {"camera_model": "PINHOLE", "integer_depth_scale": 1.0 / PNG_SCALE, "dvlt_scene_scale": scene_scale}
     shared = {key: frames[0][key] for key in INTRINSIC_KEYS if all(f[key] == frames[0][key] for f in frames)}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from ..errors import InputError
+from ..errors import DVLTError, InputError
+from ..inputs import Originals, read_header
 from ..records import Reconstruction
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic")
@@ -29,21 +28,21 @@ def with_photos(rec: Reconstruction, directory: str | Path) -> Reconstruction:
         raise InputError(f"--images: {directory.name!r} is not a folder.")
     if not rec.names:
         raise InputError("These predictions do not record file names, so photos cannot be matched to views.")
-    photos = []
+    paths = []
     for name, transform in zip(rec.names, rec.transforms):
         path = find_photo(directory, name)
         if path is None:
             raise InputError(f"--images: no photo named {name!r} in {directory.name!r}.")
-        try:
-            with Image.open(path) as image:
-                photo = ImageOps.exif_transpose(image).convert("RGB")
-        except (UnidentifiedImageError, OSError) as error:
-            raise InputError(f"--images: {path.name} is not an image we can read ({type(error).__name__}).") from None
         height, width = transform.original_size
-        if photo.size != (width, height):
+        try:
+            header = read_header(path)  # the size only: nothing is decoded until an export copies the photo
+        except DVLTError as error:
+            raise InputError(f"--images: {error}") from None
+        if (header.height, header.width) != (height, width):
             raise InputError(
-                f"--images: {path.name} is {photo.width}x{photo.height} but the predictions were made from a "
+                f"--images: {path.name} is {header.width}x{header.height} but the predictions were made from a "
                 f"{width}x{height} photo; use the photos that were reconstructed."
             )
-        photos.append(photo)
-    return dataclasses.replace(rec, originals=photos)
+        paths.append(path)
+    # read one at a time by the exports that copy photos, never all at once
+    return dataclasses.replace(rec, originals=Originals.from_paths(paths, [t.original_size for t in rec.transforms]))

@@ -89,7 +89,7 @@ def with_photo_intrinsics(rec: Reconstruction, intrinsics: list[np.ndarray], log
 def share_camera(rec: Reconstruction, log: Log) -> Reconstruction:
     """One camera for all views (intrinsics averaged) when every photo has the same size."""
     views = export_views(rec)
-    if len({view.image.size for view in views}) > 1:
+    if len({view.size for view in views}) > 1:
         log("Shared camera: the photos differ in size, so each keeps its own camera.")
         return rec
     average = np.mean([view.intrinsics for view in views], axis=0)
@@ -101,7 +101,7 @@ def centre_principal_points(rec: Reconstruction, log: Log) -> Reconstruction:
     intrinsics = []
     for view in export_views(rec):
         centred = view.intrinsics.copy()
-        centred[0, 2], centred[1, 2] = view.image.size[0] / 2, view.image.size[1] / 2
+        centred[0, 2], centred[1, 2] = view.size[0] / 2, view.size[1] / 2
         intrinsics.append(centred)
     return with_photo_intrinsics(rec, intrinsics, log, "Centred principal points")
 
