@@ -63,7 +63,7 @@ FORMATS: dict[str, tuple[str, Writer]] = {
     ),
     "video": (
         "flythrough.mp4: an 8 s H.264 fly-through of the points along the input cameras (not in 'all')",
-        lambda r, d, o: write_video(r, d, o),
+        lambda r, d, o, log: write_video(r, d, o),
     ),
 }
 ON_REQUEST_FORMATS = {"video"}  # slow to write, so 'all' leaves them out; name them to get them

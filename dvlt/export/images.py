@@ -66,14 +66,18 @@ def write_images(views: list[ExportView], directory: Path) -> None:
     time, inside one of the server's decode slots, and dropped before the next."""
     directory.mkdir(parents=True, exist_ok=True)
     for view in views:
-        target = directory / view.name
         with decode_slot():
             image = view.image
-            if target.suffix.lower() in (".jpg", ".jpeg"):
-                image.convert("RGB").save(target, quality=95)
-            else:
-                image.save(target)
+            save_photo(image, directory / view.name)
             del image
+
+
+def save_photo(image: Image.Image, target: Path) -> None:
+    """JPEG quality 95 for .jpg / .jpeg names, lossless otherwise."""
+    if target.suffix.lower() in (".jpg", ".jpeg"):
+        image.convert("RGB").save(target, quality=95)
+    else:
+        image.save(target)
 
 
 def downscaled(image: Image.Image, factor: int) -> Image.Image:
@@ -87,12 +91,17 @@ def downscaled(image: Image.Image, factor: int) -> Image.Image:
 
 def write_downscaled_images(views: list[ExportView], directory: Path, factors=DOWNSCALE_FACTORS) -> None:
     """Save images_<factor>/<name> for each factor that leaves every image at least one pixel
-    (gsplat's --data_factor, nerfstudio's downscale_factor)."""
+    (gsplat's --data_factor, nerfstudio's downscale_factor): each photo decoded once, in a decode slot, for all
+    its factors, and dropped before the next."""
+    factors = [factor for factor in factors if min(min(view.size) for view in views) >= factor]
     for factor in factors:
-        if min(min(view.image.size) for view in views) < factor:
-            continue
-        shrunk = [ExportView(v.name, downscaled(v.image, factor), v.transform, v.intrinsics, v.c2w) for v in views]
-        write_images(shrunk, directory / f"images_{factor}")
+        (directory / f"images_{factor}").mkdir(parents=True, exist_ok=True)
+    for view in views:
+        with decode_slot():
+            image = view.image
+            for factor in factors:
+                save_photo(downscaled(image, factor), directory / f"images_{factor}" / view.name)
+            del image
 
 
 def write_view_images(rec: Reconstruction, directory: Path) -> list[ExportView]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .network import DVLT
 
 PARTS = ("encoder", "loop", "rays", "depth")
-PARTS_FORMAT = 1  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
+PARTS_FORMAT = 2  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
 # Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO").
 BF16_PARTS = ("encoder", "loop", "rays", "depth")
 _LOCK = threading.Lock()
