@@ -97,7 +97,7 @@ def with_edge_padded_convs(module: nn.Module) -> nn.Module:
     """A copy of `module` sharing its parameters, each replicate-padded Conv2d wrapped in `EdgePaddedConv`."""
     shared = {id(tensor): tensor for tensor in (*module.parameters(), *module.buffers())}
     copied = copy.deepcopy(module, memo=shared)
-    for name, child in list(copied.named_modules()):
+    for child in list(copied.modules()):
         for child_name, conv in list(child.named_children()):
             if isinstance(conv, nn.Conv2d) and conv.padding_mode == "replicate":
                 setattr(child, child_name, EdgePaddedConv(conv))
