@@ -156,8 +156,7 @@ def roofline(config: Config, isa: str, name: str, seconds: float) -> str:
     rate = network_flops(config.views, *config.frame, config.steps) / seconds
     precision = "bf16" if "bf16" in name else "fp32"
     if name.endswith("auto"):  # what `auto` picks on the (emulated) CPU of this row
-        runtime = "PyTorch" if ":torch" in name or name.startswith("ours torch") else "OpenVINO"
-        precision = "bf16" if bf16_rule(cpu_flags(isa), runtime=runtime).bf16 else "fp32"
+        precision = "bf16" if bf16_rule(cpu_flags(isa)).bf16 else "fp32"
     peak = peak_flops(precision, isa)
     return f"{rate / 1e9:.0f} GFLOP/s, {100 * rate / peak:.0f} % of {precision} peak" if peak else f"{rate / 1e9:.0f}"
 

@@ -85,14 +85,14 @@ class Bf16Rule:
     reason: str
 
 
-def bf16_rule(flags: set[str] | None = None, vendor: str | None = None, runtime: str = "PyTorch") -> Bf16Rule:
-    """bf16 where this model measurably runs faster in it, from the CPU's flags and vendor, per CPU runtime.
+def bf16_rule(flags: set[str] | None = None, vendor: str | None = None) -> Bf16Rule:
+    """bf16 where this model measurably runs faster in it, from the CPU's flags and vendor (PyTorch and OpenVINO).
 
     Measured with alternating runs (docs/performance.md, "Precision"), 2-4 views at 378x504, K=12:
     - AMX tiles (Intel Sapphire Rapids and later): bf16 ~2.5x faster than fp32 -> bf16.
     - AMD with AVX512-BF16 (Zen 4 and later): bf16 1.4-1.5x faster -> bf16.
-    - Intel with AVX512-BF16 but no AMX: in PyTorch bf16 is slower (11.8 s vs 6.9 s) -> fp32; in OpenVINO,
-      whose bf16 kernels use the AVX512-BF16 dot products, bf16 is faster (emulated, see docs) -> bf16.
+    - Intel with AVX512-BF16 but no AMX: bf16 is slower (PyTorch 11.8 s vs 6.9 s; OpenVINO, emulated on an
+      AMX Xeon, 7.9 s vs 5.1 s for 2 views: its 512-bit bf16 dot product runs on one port, FMA on two) -> fp32.
     - Anything else has no bf16 arithmetic (emulated AVX2: bf16 0.27x) -> fp32.
     """
     flags = cpu_flags() if flags is None else flags
@@ -101,8 +101,6 @@ def bf16_rule(flags: set[str] | None = None, vendor: str | None = None, runtime:
         return Bf16Rule(True, "CPU has AMX")
     if "avx512_bf16" in flags and vendor == "AuthenticAMD":
         return Bf16Rule(True, "AMD CPU with AVX512-BF16")
-    if "avx512_bf16" in flags and runtime == "OpenVINO":
-        return Bf16Rule(True, "CPU with AVX512-BF16")
     if "avx512_bf16" in flags:
         return Bf16Rule(False, "AVX512-BF16 without AMX is faster in fp32")
     return Bf16Rule(False, "no bf16 units on this CPU")

@@ -55,7 +55,7 @@ def precision_name(precision: str | None, device_type: str) -> str:
         return chosen
     if device_type == "cuda":
         return "bf16"
-    return "bf16" if bf16_rule(runtime=cpu_runtime_name()).bf16 else "fp32"  # the CPU's flags, never a timing
+    return "bf16" if bf16_rule().bf16 else "fp32"  # a rule on the CPU's flags and vendor, never a timing
 
 
 def precision_reason(precision: str | None, device_type: str) -> str:
@@ -65,7 +65,7 @@ def precision_reason(precision: str | None, device_type: str) -> str:
         return "set by DVLT_PRECISION" if precision in (None, "auto") else "as requested"
     if device_type == "cuda":
         return "GPU"
-    return bf16_rule(runtime=cpu_runtime_name()).reason
+    return bf16_rule().reason
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> torch.dtype:

@@ -294,7 +294,13 @@ def test_first_minutes(browser, app_url, size):
     )
     assert len(thumbnails) == 3 and all(t.startswith('url("data:image/jpeg') for t in thumbnails)
     tabs = page.get_by_role("tab")
-    assert [t for t in tabs.all_inner_texts()] == ["3D scene", "Splats", "Depth & confidence", "Compare K"]
+    assert [t for t in tabs.all_inner_texts()] == [
+        "3D scene",
+        "Splats",
+        "Depth & confidence",
+        "Compare K",
+        "Measure & video",
+    ]
     assert all(tab.is_visible() for tab in tabs.all()) and not page.get_by_label("More tabs").is_visible()
 
     # an example: the page goes to the result, where the progress shows; then its result and settings
