@@ -29,5 +29,5 @@ if __name__ == "__main__":
     script, *arguments = sys.argv[1:]
     torch.autocast = bf16_on_cpu
     sys.argv = [script, *arguments]
-    sys.path[0] = str(Path(script).resolve().parent)  # as `python SCRIPT` would (bench/ holds a profile.py)
+    sys.path[0] = str(Path(script).resolve().parent)  # as `python SCRIPT` would, not this folder
     runpy.run_path(script, run_name="__main__")

@@ -1,6 +1,6 @@
 """Where a forward's time goes: shares per stage (encoder, loop, heads, camera fit, un-projection) and per op.
 
-    python bench/profile.py --views 2,4,8 --sizes 252,504 --steps 12 [--precision fp32] [--ops 12]
+    python bench/stage_profile.py --views 2,4,8 --sizes 252,504 --steps 12 [--precision fp32] [--ops 12]
 
 Shares, not seconds, are the figures to compare: they hold on a busy machine. Stages are timed
 through the model's progress hook; ops come from the torch profiler (self CPU time), grouped into
