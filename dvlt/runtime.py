@@ -78,11 +78,9 @@ def resolve_precision(precision: str | None, device: torch.device) -> torch.dtyp
 
 def cpu_runtime_name(backend: str | None = None) -> str:
     """'OpenVINO' where the CPU path runs on it (installed and not switched off), else 'PyTorch'."""
-    if requested_backend(backend) == "torch":
-        return "PyTorch"
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
+    from .model.openvino_backend import openvino_version
+
+    if requested_backend(backend) == "torch" or openvino_version() is None:
         return "PyTorch"
     return "OpenVINO"
 

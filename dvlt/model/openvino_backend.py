@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .network import DVLT
 
 PARTS = ("encoder", "loop", "rays", "depth")
-PARTS_FORMAT = 2  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
+PARTS_FORMAT = 3  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
 # Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO").
 BF16_PARTS = ("encoder", "loop", "rays", "depth")
 _LOCK = threading.Lock()
@@ -59,8 +59,9 @@ def weights_digest(model: DVLT) -> str:
 
 
 def weights_version(model: DVLT) -> tuple:
-    """Cheap identity of the current weights (storage and in-place version of each tensor)."""
-    return tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    """Cheap identity of the current weights (storage and in-place version of each tensor), read on every forward:
+    the tensors themselves, not `state_dict()`'s detached copies."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
 def converted_folder(model: DVLT, root: Path | None = None) -> Path:

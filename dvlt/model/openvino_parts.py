@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .compiled import LoopStep
+from .compiled import MAX_VIEWS, export_loop_step
 from .layers import RopeTable, rope_positions, rope_table
 from .network import DVLT
 
-MAX_VIEWS = 256
 MAX_GRID = 128  # patches per side: 1792 px
 
 
@@ -119,16 +118,12 @@ class DepthPart(nn.Module):
         return self.depth_decoder.upsample(feat, list(uv_grids))
 
 
-def export_parts(model: DVLT) -> dict[str, torch.export.ExportedProgram]:
-    """torch.export of the three parts of a float32 copy of `model`, with dynamic views, tokens and grid."""
-    from .compiled import example_inputs
-
-    float32 = all(p.dtype == torch.float32 for p in model.parameters())
-    net = model if float32 else copy.deepcopy(model).float()  # no copy of the usual float32 model
+def export_parts(net: DVLT) -> dict[str, torch.export.ExportedProgram]:
+    """torch.export of the four parts of a float32 `net` (DVLT.cpu_backend never offers another), with dynamic
+    views, tokens and grid; the loop step is `export_loop_step`'s, the one the GPU's AOT compilation uses."""
     cfg, grid = net.config, (4, 5)
     views_dim = torch.export.Dim("views", min=1, max=MAX_VIEWS)
     grid_h, grid_w = torch.export.Dim("grid_h", min=2, max=MAX_GRID), torch.export.Dim("grid_w", min=2, max=MAX_GRID)
-    tokens_dim = torch.export.Dim("tokens", min=6, max=cfg.special_tokens + MAX_GRID**2)
     patch = cfg.patch_size
     images = torch.rand(2, 3, grid[0] * patch, grid[1] * patch)
     patch_pos = torch.zeros(1, *grid, cfg.embed_dim)
@@ -143,11 +138,7 @@ def export_parts(model: DVLT) -> dict[str, torch.export.ExportedProgram]:
                 (images, patch_pos),
                 dynamic_shapes=({0: views_dim, 2: grid_h * patch, 3: grid_w * patch}, {1: grid_h, 2: grid_w}),
             ),
-            "loop": torch.export.export(
-                LoopStep(net.recurrent_blocks[0]),
-                example_inputs(net, views=2, grid=grid),
-                dynamic_shapes=({0: views_dim, 1: tokens_dim}, None, None, {0: tokens_dim}, {0: tokens_dim}),
-            ),
+            "loop": export_loop_step(net),
             "rays": torch.export.export(
                 RaysPart(net), (special, patches), dynamic_shapes=({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w})
             ),
