@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from . import limits
 from .errors import (
     EmptyInputError,
+    InputError,
     ImageTooLargeError,
     ImageTooSmallError,
     OptionError,
@@ -210,6 +211,38 @@ def open_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: i
     return image
 
 
+def open_image_reduced(path: PathLike, factor: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, int]:
+    """Decode one photo upright, a JPEG shrunk by up to `factor` (1, 2, 4 or 8) in the DCT domain so its full-size
+    pixels are never held; returns the image and the factor it was shrunk by (1 for other formats). Sizes round up:
+    a shrunk side is ceil(side / factor)."""
+    header = probe_image(path, max_pixels)
+    try:
+        with _open(header.path) as image:
+            stored_width, stored_height = image.size
+            if image.format == "JPEG" and factor > 1:
+                image.draft(None, (max(1, stored_width // factor), max(1, stored_height // factor)))
+            shrunk = next(
+                (s for s in (8, 4, 2) if image.size == (-(-stored_width // s), -(-stored_height // s))), 1
+            )
+            return _decode(image, header, None), shrunk
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise UnsupportedFileError(
+            f"{header.path.name} could not be decoded: the file is truncated or corrupt ({type(error).__name__})."
+        ) from None
+
+
+def copies_verbatim(path: PathLike, suffix: str) -> bool:
+    """Whether the photo at `path` can be copied byte for byte under a name ending in `suffix`: a JPEG (.jpg, .jpeg)
+    or PNG (.png) of 8-bit RGB stored upright, so a reader that ignores EXIF sees exactly what the model saw."""
+    wanted = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(suffix.lower())
+    try:
+        header = read_header(path)
+        with _open(Path(path)) as image:
+            return image.format == wanted and image.mode == "RGB" and header.orientation == 1
+    except InputError:
+        return False
+
+
 def _decode(image: Image.Image, header: PhotoHeader, target: tuple[int, int] | None) -> Image.Image:
     """Decode an opened photo (to `target` upright (h, w) when given), upright and 8-bit RGB."""
     transposed = header.orientation in (5, 6, 7, 8)
@@ -272,6 +305,24 @@ class Originals(Sequence):
 
     def __iter__(self) -> Iterator[Image.Image]:
         return (self[i] for i in range(len(self)))
+
+    def source(self, index: int) -> Path | None:
+        """The file of full-size photo `index` on disk, or None for a frame held in memory."""
+        source = self._frames[index].info.get(SOURCE_KEY)
+        return None if source is None else Path(source)
+
+    def reduced(self, index: int, factor: int) -> tuple[Image.Image, int]:
+        """Photo `index` shrunk by up to `factor` while decoding (see `open_image_reduced`), and that factor."""
+        source = self.source(index)
+        if source is None:
+            return self[index], 1
+        height, width = original_size(self._frames[index])
+        try:
+            return open_image_reduced(source, factor, max_pixels=max(DEFAULT_MAX_PIXELS, width * height))
+        except UnsupportedFileError:
+            raise PhotosUnavailableError(
+                f"The full-size photo {source.name} is no longer on the server; upload it again to export it."
+            ) from None
 
     def size(self, index: int) -> tuple[int, int]:
         """(height, width) of photo `index`, upright, without decoding it."""

@@ -504,3 +504,64 @@ def test_studio_downloads_with_the_new_labels_and_refine(tmp_path):
     archive = studio.download(rec, "COLMAP (3DGS, gsplat, nerfstudio-colmap)", ALL, tmp_path, True, messages.append)
     assert messages and messages[0].startswith("Bundle adjustment: mean reprojection error")
     assert any(n.endswith("sparse/0/points3D.bin") for n in zipfile.ZipFile(archive).namelist())
+
+
+# ------------------------------------------------------------------------------ full-size photos on disk
+def test_colmap_images_copy_upright_photos_and_shrink_jpegs_while_decoding(tmp_path):
+    """Photos on disk (as the app and `dvlt export --images` hold them): an upright RGB JPEG or PNG lands in images/
+    byte for byte; a JPEG stored sideways (EXIF orientation 6) is written upright; images_<f> hold the photo's
+    f x f block means, at the photo's own pixel positions, whether or not the JPEG was shrunk while decoding."""
+    from dvlt.inputs import Originals, open_image_reduced
+
+    rec, _ = sphere_scene()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = ["view0.jpg", "view1.jpg", "view2.png", "view3.jpg"]
+    paths, sizes = [], []
+    for view, (name, photo) in enumerate(zip(names, rec.originals)):
+        path = photos / name
+        if view == 1:  # stored turned a quarter left; the tag says "turn right to view"
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            photo.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif)
+        else:
+            photo.save(path, **({"quality": 95} if name.endswith(".jpg") else {}))
+        paths.append(path)
+        sizes.append((photo.height, photo.width))
+    on_disk = type(rec)(**{**rec.__dict__, "names": names, "originals": Originals.from_paths(paths, sizes)})
+    out = tmp_path / "colmap"
+    write_colmap(on_disk, out, ALL)
+    for view in (0, 2, 3):
+        assert (out / "images" / names[view]).read_bytes() == paths[view].read_bytes()
+    upright = Image.open(out / "images" / names[1])
+    assert upright.size == rec.originals[1].size and not upright.getexif().get(0x0112)
+    seen = np.asarray(upright, np.float64)
+    error = np.abs(seen - np.asarray(rec.originals[1], np.float64)).mean()  # two JPEG generations: about 5 levels
+    turned = np.abs(seen - np.asarray(rec.originals[1].transpose(Image.Transpose.ROTATE_180), np.float64)).mean()
+    assert error < 8 and error < turned / 3, (error, turned)
+    for view, name in enumerate(names):
+        photo = np.asarray(Image.open(paths[view]) if view != 1 else upright, np.float64)
+        for factor in (2, 4, 8):
+            small = np.asarray(Image.open(out / f"images_{factor}" / name), np.float64)
+            height, width = photo.shape[0] // factor, photo.shape[1] // factor
+            assert small.shape == (height, width, 3), (name, factor)
+            blocks = photo[: height * factor, : width * factor]
+            blocks = blocks.reshape(height, factor, width, factor, 3).mean(axis=(1, 3))
+            errors = {
+                (shift, axis): np.abs(np.roll(small, shift, axis)[2:-2, 2:-2] - blocks[2:-2, 2:-2]).mean()
+                for shift in (-1, 0, 1)
+                for axis in (0, 1)
+            }
+            shifted = min(e for (shift, _), e in errors.items() if shift)
+            # lossless PNG: the exact block means; JPEG (saved at quality 95 from a noisy texture, which alone
+            # costs up to 20 levels at factor 4): closer than any one-pixel shift of the blocks
+            bound = 1.0 if name.endswith(".png") else shifted
+            assert errors[0, 0] < bound, (name, factor, errors)
+    shrunk, factor = open_image_reduced(paths[0], 2)  # before saving: libjpeg's half-size decode, aligned
+    photo = np.asarray(Image.open(paths[0]), np.float64)
+    height, width = photo.shape[0] // 2, photo.shape[1] // 2
+    blocks = photo[: 2 * height, : 2 * width].reshape(height, 2, width, 2, 3).mean(axis=(1, 3))
+    assert factor == 2 and shrunk.size == (-(-photo.shape[1] // 2), -(-photo.shape[0] // 2))
+    pixels = np.asarray(shrunk, np.float64)[:height, :width]
+    errors = [np.abs(np.roll(pixels, s, a) - blocks)[2:-2, 2:-2].mean() for s in (0, 1, -1) for a in (0, 1)]
+    assert errors[0] < 4 and errors[0] < min(errors[2:]) / 3, errors
