@@ -28,9 +28,9 @@ from PIL import Image, UnidentifiedImageError
 from . import limits
 from .errors import (
     EmptyInputError,
-    InputError,
     ImageTooLargeError,
     ImageTooSmallError,
+    InputError,
     OptionError,
     PhotosUnavailableError,
     TooManyFramesError,
@@ -221,9 +221,7 @@ def open_image_reduced(path: PathLike, factor: int, max_pixels: int = DEFAULT_MA
             stored_width, stored_height = image.size
             if image.format == "JPEG" and factor > 1:
                 image.draft(None, (max(1, stored_width // factor), max(1, stored_height // factor)))
-            shrunk = next(
-                (s for s in (8, 4, 2) if image.size == (-(-stored_width // s), -(-stored_height // s))), 1
-            )
+            shrunk = next((s for s in (8, 4, 2) if image.size == (-(-stored_width // s), -(-stored_height // s))), 1)
             return _decode(image, header, None), shrunk
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UnsupportedFileError(
