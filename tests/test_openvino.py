@@ -96,6 +96,19 @@ def test_a_restart_reuses_the_converted_model(checkpoint_dir, model, monkeypatch
     assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == stamps
 
 
+def test_the_compiled_parts_read_the_models_own_weights(bf16_model):
+    """No second float32 copy of the weights: nearly every weight byte the parts read is the torch model's own
+    memory (the IR's copies stay on disk), so OpenVINO costs only its bf16 repacking on top of torch."""
+    import numpy as np
+
+    backend = bf16_model.cpu_backend()
+    tensors = [t.detach().numpy() for t in (*bf16_model.parameters(), *bf16_model.buffers())]
+    for array in backend.shared:
+        assert any(np.shares_memory(array, tensor) for tensor in tensors)
+    weight_bytes = sum(t.nbytes for t in tensors)
+    assert sum(array.nbytes for array in backend.shared) > 0.9 * weight_bytes
+
+
 def test_new_weights_mean_a_new_backend(checkpoint_dir, synthetic_state, monkeypatch):
     """Loading other weights into a model drops its compiled parts; their digest names another folder."""
     net = DVLT(precision="fp32", backend="openvino")

@@ -16,6 +16,7 @@ keyed by the weights' digest, the OpenVINO version and `PARTS_FORMAT`, so a rest
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import threading
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from .network import DVLT
 
 PARTS = ("encoder", "loop", "rays", "depth")
-PARTS_FORMAT = 3  # bump when dvlt/model/openvino_parts.py changes what a converted part computes
+PARTS_FORMAT = 4  # bump when dvlt/model/openvino_parts.py changes what a converted part computes (or the folder)
+SHARED_FILE = "shared.json"  # per part: which IR constants are a tensor of the model, byte for byte
+SHARED_MIN_BYTES = 64 * 1024  # smaller constants stay in the IR
 # Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO").
 BF16_PARTS = ("encoder", "loop", "rays", "depth")
 _LOCK = threading.Lock()
@@ -72,7 +75,7 @@ def converted_folder(model: DVLT, root: Path | None = None) -> Path:
 
     root = Path(root or cache_root() / "openvino")
     folder = root / f"{openvino_version()}-f{PARTS_FORMAT}-{weights_digest(model)}"
-    if all((folder / f"{part}.xml").is_file() for part in PARTS):
+    if all((folder / name).is_file() for name in (*(f"{part}.xml" for part in PARTS), SHARED_FILE)):
         return folder
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=root))
@@ -83,16 +86,79 @@ def converted_folder(model: DVLT, root: Path | None = None) -> Path:
                 warnings.simplefilter("ignore", FutureWarning)
                 for part, exported in export_parts(model).items():
                     ov.save_model(ov.convert_model(exported), partial / f"{part}.xml", compress_to_fp16=False)
+        (partial / SHARED_FILE).write_text(json.dumps(shared_constants(model, partial)))
         partial.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder left by an older interrupted run
         try:
             partial.rename(folder)
         except OSError:  # another process finished the same conversion first
-            if not all((folder / f"{part}.xml").is_file() for part in PARTS):
+            if not (folder / SHARED_FILE).is_file():
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return folder
+
+
+def _tensor_key(array: np.ndarray) -> tuple[str, int, str]:
+    return (
+        str(array.dtype),
+        array.size,
+        hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest(),
+    )
+
+
+def model_tensors(model: DVLT) -> dict[str, Tensor]:
+    """Every parameter and buffer of `model` by name (the tensors themselves)."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
+def shared_constants(model: DVLT, folder: Path) -> dict[str, dict[str, str]]:
+    """For each converted part, {IR constant name: model tensor name} where the constant holds exactly that
+    tensor's values (matched by digest): at compile time those constants are the model's own memory, not a copy."""
+    import openvino as ov
+
+    by_key = {}
+    for name, tensor in model_tensors(model).items():
+        array = tensor.detach().numpy()
+        if array.nbytes >= SHARED_MIN_BYTES and array.flags.c_contiguous:
+            by_key.setdefault(_tensor_key(array), name)
+    core, shared = ov.Core(), {}
+    for part in PARTS:
+        constants = (
+            op for op in core.read_model(folder / f"{part}.xml").get_ordered_ops() if op.get_type_name() == "Constant"
+        )
+        shared[part] = {
+            op.get_friendly_name(): by_key[key]
+            for op in constants
+            if op.get_byte_size() >= SHARED_MIN_BYTES and (key := _tensor_key(op.get_data())) in by_key
+        }
+    return shared
+
+
+def read_sharing(core: Any, folder: Path, part: str, model: DVLT, keep: list) -> Any:
+    """Read one converted part, its large constants replaced by the model's own tensors (shared, not copied:
+    the float32 weights are held once, by torch); the arrays shared are appended to `keep`."""
+    from openvino import opset13
+
+    ir = core.read_model(folder / f"{part}.xml")
+    names = json.loads((folder / SHARED_FILE).read_text())[part]
+    tensors = model_tensors(model)
+    for op in ir.get_ordered_ops():
+        tensor = tensors.get(names.get(op.get_friendly_name(), ""))
+        if op.get_type_name() != "Constant" or tensor is None:
+            continue
+        shape = tuple(op.get_output_shape(0))
+        array = tensor.detach().numpy()
+        if (
+            array.dtype != op.get_element_type().to_dtype()
+            or array.size != int(np.prod(shape))
+            or not array.flags.c_contiguous
+        ):
+            continue
+        array = array.reshape(shape)
+        keep.append(array)
+        op.output(0).replace(opset13.constant(array, shared_memory=True).output(0))
+    return ir
 
 
 class OpenVINOBackend:
@@ -109,6 +175,7 @@ class OpenVINOBackend:
         core = ov.Core()
         threads = threads or torch.get_num_threads()
         self.parts = {}
+        self.shared: list[np.ndarray] = []  # the model's tensors the compiled parts read in place: kept alive here
         for part in PARTS:
             inference = "bf16" if precision == "bf16" and part in BF16_PARTS else "f32"
             config = {
@@ -116,7 +183,7 @@ class OpenVINOBackend:
                 hints.performance_mode: hints.PerformanceMode.LATENCY,
                 props.inference_num_threads: threads,
             }
-            self.parts[part] = core.compile_model(folder / f"{part}.xml", "CPU", config)
+            self.parts[part] = core.compile_model(read_sharing(core, folder, part, model, self.shared), "CPU", config)
 
     @classmethod
     def for_model(cls, model: DVLT, precision: str) -> OpenVINOBackend | None:
