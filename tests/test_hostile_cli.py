@@ -338,6 +338,37 @@ def test_a_signal_handler_failing_as_a_hold_closes_keeps_ctrl_c_working(monkeypa
         signal.signal(signal.SIGINT, previous)
 
 
+TWO_MODELS_THEN_CTRL_C = """
+import gc, os, signal, sys
+from dvlt import DVLT
+from dvlt.model.openvino_backend import OpenVINOBackend
+
+def made():
+    model = DVLT(img_size=252, inference_steps=8)
+    model.load_pretrained(sys.argv[1], strict=True)
+    model.setup_test("cpu")
+    assert OpenVINOBackend.for_model(model, "fp32") is not None
+    return model
+
+first, second = made(), made()
+del first; gc.collect()  # freed in the order they were made
+del second; gc.collect()
+os.kill(os.getpid(), signal.SIGINT)
+sum(range(1000))
+"""
+
+
+def test_ctrl_c_after_two_models_were_freed_still_interrupts(checkpoint_dir):
+    """OpenVINO's CPU plugin installs a signal stack of its own and puts back the one it replaced when destroyed:
+    with a Core per model, two models freed in the order they were made left a freed stack installed, and the next
+    Ctrl-C killed Python with SIGSEGV (exit -11, no message, partial files). One Core per process keeps it valid."""
+    pytest.importorskip("openvino")
+    command = [sys.executable, "-c", TWO_MODELS_THEN_CTRL_C, str(checkpoint_dir)]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and result.stderr.rstrip().endswith("KeyboardInterrupt"), result
+
+
 def test_a_run_that_refuses_its_inputs_writes_nothing(tmp_path):
     """An empty folder or a photo we cannot read is refused before OUT, its manifest or a scene folder exists."""
     empty = tmp_path / "empty"

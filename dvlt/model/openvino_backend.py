@@ -38,6 +38,8 @@ PARTS_FORMAT = 3  # bump when dvlt/model/openvino_parts.py changes what a conver
 # Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO").
 BF16_PARTS = ("encoder", "loop", "rays", "depth")
 _LOCK = threading.Lock()
+_CORE_LOCK = threading.Lock()
+_CORE: Any = None
 
 
 def openvino_version() -> str | None:
@@ -95,18 +97,31 @@ def converted_folder(model: DVLT, root: Path | None = None) -> Path:
     return folder
 
 
+def shared_core() -> Any:
+    """The process's one OpenVINO Core. Its CPU plugin installs a signal stack of its own on the thread that first
+    compiles, and puts back the one it replaced when it is destroyed; with a Core per model, plugins destroyed in the
+    order they were made leave a freed stack installed, and the next signal (a Ctrl-C) kills Python with SIGSEGV.
+    One Core keeps one plugin, alive until the process exits (and compiles share its caches)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
+
+
 class OpenVINOBackend:
     """The three parts compiled for this CPU in one precision ('fp32' or 'bf16')."""
 
     def __init__(self, model: DVLT, folder: Path, precision: str, threads: int | None = None) -> None:
-        import openvino as ov
         import openvino.properties as props
         import openvino.properties.hint as hints
 
         self.model = model
         self.precision = precision
         self.folder = folder
-        core = ov.Core()
+        core = shared_core()
         threads = threads or torch.get_num_threads()
         self.parts = {}
         for part in PARTS:
