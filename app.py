@@ -23,6 +23,7 @@ from dvlt.budget import return_memory
 from dvlt.errors import DVLTError, InputError
 from dvlt.estimate import Estimator
 from dvlt.export.glb import write_glb
+from dvlt.file_route import file_route_middleware
 from dvlt.inputs import NAME_KEY
 from dvlt.pipeline import Reconstruction
 from dvlt.runtime import describe_runtime, precision_name
@@ -1288,11 +1289,20 @@ def build_demo() -> gr.Blocks:
 
 
 demo = build_demo()
-# launch() options that keep uploads bounded and let Gradio serve outputs from DVLT_OUTPUT_DIR wherever it is
-LAUNCH_LIMITS = {"max_file_size": f"{limits.MAX_UPLOAD_MB}mb", "allowed_paths": [str(OUTPUTS.root)]}
+
+
+def launch_options() -> dict[str, Any]:
+    """launch() options: uploads bounded, outputs served from DVLT_OUTPUT_DIR wherever it is, and 404 for every
+    file URL Gradio refuses (a removed session's links too); a new dict each time, as Gradio adds to app_kwargs."""
+    return {
+        "max_file_size": f"{limits.MAX_UPLOAD_MB}mb",
+        "allowed_paths": [str(OUTPUTS.root)],
+        "app_kwargs": {"middleware": file_route_middleware()},
+    }
+
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), footer_links=["api", "gradio"], **LAUNCH_LIMITS
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), footer_links=["api", "gradio"], **launch_options()
     )

@@ -31,7 +31,7 @@ from .estimate import SLOW_SECONDS, TARGET_SECONDS, Estimator, human_seconds
 from .exif import INTRINSICS_CHOICES, with_intrinsics
 from .export import FORMATS, CameraOptions, export_all, parse_formats
 from .inputs import NAME_KEY, expand_sources, is_video, load_sequence, probe_image
-from .interrupts import installed_hold, interrupts_deferred, interrupts_received
+from .interrupts import installed_hold, interrupts_deferred, interrupts_received, raise_if_interrupted
 from .measure import KnownDistance, MeasureError, with_known_distance
 from .points import DEFAULT_POINT_SOURCE, POINT_SOURCES, with_point_source
 from .records import Reconstruction
@@ -439,9 +439,11 @@ class SceneFolder(contextlib.AbstractContextManager):
             raise
 
     def discard(self, error: BaseException) -> None:
-        """Remove the partial folder; a full disk becomes a DiskFullError."""
+        """Remove the partial folder (a Ctrl-C meanwhile, as from a held key, waits until it is gone); a full disk
+        becomes a DiskFullError."""
         if self.partial is not None:
-            shutil.rmtree(self.partial, ignore_errors=True)
+            with interrupts_deferred():
+                shutil.rmtree(self.partial, ignore_errors=True)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError("the disk is full; nothing was kept for this input.") from None
 
@@ -528,6 +530,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         probe_speed(estimator, model, device, precision)  # 2-4 s: time estimates and default frame counts fit here
     options = scene_options(args)
     failures = []
+    interrupts_before = interrupts_received()
     for scene in tqdm(scenes, desc="inputs", unit="input", disable=not show or len(scenes) <= 1):
         text, name = scene.text, scene.name
         try:
@@ -588,9 +591,11 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                     + ", ".join(str(p) for p in written.values())
                 )
         except (DVLTError, OSError, ValueError) as error:
+            raise_if_interrupted(interrupts_before)  # the error may be a Ctrl-C a library turned into its own
             message = naming_the_input_once(text, error)
             failures.append(message)
             print(f"error: {message}", file=sys.stderr)
+        raise_if_interrupted(interrupts_before)  # one a __del__ swallowed: the next input does not start
     return 1 if failures else 0
 
 
@@ -660,8 +665,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = run_export(args) if args.command == "export" else run_reconstruct(args)
     except (DVLTError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        if interrupts_received() == interrupts_before:  # else the error may be a Ctrl-C a library turned into its own
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        status = 130
     except KeyboardInterrupt:
         status = 130
     if status == 130 or interrupts_received() > interrupts_before:  # also one a library's __del__ swallowed

@@ -69,15 +69,24 @@ def interrupts_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGINT) is hold:
-            signal.signal(signal.SIGINT, hold)  # flush: signals arrived at C level run now, while still held
-        hold.depth -= 1
-        if hold.depth == 0 and hold.held:
-            hold.held = False
-            hold.pass_on(signal.SIGINT, None)
+        try:
+            if signal.getsignal(signal.SIGINT) is hold:
+                signal.signal(signal.SIGINT, hold)  # flush: signals arrived at C level run now, while still held
+        finally:  # another signal's handler may raise in the flush: the block still closes, or Ctrl-C stays held
+            hold.depth -= 1
+            if hold.depth == 0 and hold.held:
+                hold.held = False
+                hold.pass_on(signal.SIGINT, None)
 
 
 def interrupts_received() -> int:
     """How many SIGINTs the hold has seen in this process (0 when it was never installed)."""
     current = signal.getsignal(signal.SIGINT)
     return current.received if isinstance(current, InterruptHold) else 0
+
+
+def raise_if_interrupted(since: int) -> None:
+    """Raise KeyboardInterrupt if a SIGINT came after `since` (an interrupts_received() count): a Ctrl-C that a
+    library turned into another error, or that a `__del__` swallowed, still stops the run at once."""
+    if interrupts_received() > since:
+        raise KeyboardInterrupt

@@ -27,5 +27,7 @@ def launch_app(checkpoint_dir, output_dir) -> tuple[object, str]:
     sys.path.insert(0, str(ROOT))
     app = importlib.import_module("app")
     port = free_port()
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options()
+    )
     return app, f"http://127.0.0.1:{port}/"

@@ -203,6 +203,172 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_ends_the_cli_with_130(tmp_p
     assert status == 130 and "error: interrupted" in capsys.readouterr().err
 
 
+def swallowed_ctrl_c() -> None:
+    """A real SIGINT handled inside a finaliser, which drops its KeyboardInterrupt (as a library's `__del__` can)."""
+    import signal
+
+    class Finaliser:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))  # the handler runs here, and Python drops its KeyboardInterrupt
+
+    Finaliser()
+
+
+def test_an_interrupt_turned_into_another_error_still_ends_the_cli_with_130(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that a library turns into its own error (here an OSError) is still an interrupt: exit 130."""
+    import signal
+
+    from dvlt import cli
+
+    def export_that_fails(args) -> int:
+        swallowed_ctrl_c()
+        raise OSError("a library's error after the interrupt")
+
+    monkeypatch.setattr(cli, "run_export", export_that_fails)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
+    try:
+        status = cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert status == 130 and "error: interrupted" in err and "library's error" not in err
+
+
+@pytest.mark.parametrize("surfaced_as", ["the input's error", "nothing (a finished scene)"])
+def test_an_interrupt_a_library_hid_stops_the_run_before_the_next_input(
+    surfaced_as, tmp_path, monkeypatch, checkpoint_dir, capsys
+):
+    """With several inputs, a Ctrl-C that a library turned into the input's error, or swallowed while the scene
+    went on to finish, stops the run there: the next input is not started (minutes of work after the user asked
+    to stop), no error is blamed on the input, exit 130."""
+    import signal
+
+    from conftest import BOX
+
+    from dvlt import cli, pipeline, studio
+
+    started = []
+    real_load_sequence, real_reconstruct = cli.load_sequence, pipeline.reconstruct
+
+    def load_sequence(source, **kwargs):
+        started.append(source)
+        if surfaced_as == "the input's error":
+            swallowed_ctrl_c()
+            raise OSError("a decoder's error after the interrupt")
+        return real_load_sequence(source, **kwargs)
+
+    def reconstruct(*args, **kwargs):
+        swallowed_ctrl_c()
+        return real_reconstruct(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "load_sequence", load_sequence)
+    monkeypatch.setattr(pipeline, "reconstruct", reconstruct)
+    monkeypatch.setattr(studio, "probe_speed", lambda *args: None)  # time estimates play no part here
+    out = tmp_path / "out"
+    command = ["reconstruct", str(ALOE), str(BOX), "--out", str(out), "--formats", "glb"]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
+    try:
+        status = cli.main([*command, "--checkpoint", str(checkpoint_dir), *FAST])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert status == 130 and "error: interrupted" in err and "after the interrupt" not in err, err
+    assert started == [str(ALOE)]
+    assert scene_folders(out) == ([] if surfaced_as == "the input's error" else ["aloe"])
+
+
+def test_a_second_ctrl_c_while_cleaning_up_leaves_nothing(tmp_path, monkeypatch):
+    """Holding Ctrl-C repeats it: one arriving while the partial folder of an interrupted scene is being removed
+    waits until it is gone, so nothing is left behind; the run still ends interrupted."""
+    import signal
+
+    from dvlt import cli
+
+    real_rmtree = shutil.rmtree
+
+    def rmtree_interrupted(path, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the key repeats as the clean-up starts
+        real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr(cli.shutil, "rmtree", rmtree_interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with SceneFolder(tmp_path / "scene") as folder:
+                (folder / "scene.glb").write_bytes(b"half")
+                raise KeyboardInterrupt  # the first Ctrl-C
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_handler_failing_as_a_hold_closes_keeps_ctrl_c_working(monkeypatch):
+    """Closing a hold runs every signal already arrived; if another signal's handler raises there, the hold still
+    closes, so the next Ctrl-C interrupts at once instead of being held for ever."""
+    import signal
+
+    from dvlt import interrupts
+
+    def failing_handler(number, frame):
+        raise RuntimeError("another signal's handler")
+
+    real_signal = signal.signal
+
+    def signal_with_a_pending_failure(number, handler):
+        if isinstance(handler, interrupts.InterruptHold):  # the flush as the block closes
+            os.kill(os.getpid(), signal.SIGUSR1)  # its handler raises here, where the flush would run it
+        return real_signal(number, handler)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_usr1 = signal.signal(signal.SIGUSR1, failing_handler)
+    try:
+        hold = interrupts.installed_hold()
+        monkeypatch.setattr(interrupts.signal, "signal", signal_with_a_pending_failure)
+        with pytest.raises(RuntimeError, match="another signal"):
+            with interrupts.interrupts_deferred():
+                pass
+        monkeypatch.undo()
+        assert hold.depth == 0
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))
+    finally:
+        signal.signal(signal.SIGUSR1, previous_usr1)
+        signal.signal(signal.SIGINT, previous)
+
+
+TWO_MODELS_THEN_CTRL_C = """
+import gc, os, signal, sys
+from dvlt import DVLT
+from dvlt.model.openvino_backend import OpenVINOBackend
+
+def made():
+    model = DVLT(img_size=252, inference_steps=8)
+    model.load_pretrained(sys.argv[1], strict=True)
+    model.setup_test("cpu")
+    assert OpenVINOBackend.for_model(model, "fp32") is not None
+    return model
+
+first, second = made(), made()
+del first; gc.collect()  # freed in the order they were made
+del second; gc.collect()
+os.kill(os.getpid(), signal.SIGINT)
+sum(range(1000))
+"""
+
+
+def test_ctrl_c_after_two_models_were_freed_still_interrupts(checkpoint_dir):
+    """OpenVINO's CPU plugin installs a signal stack of its own and puts back the one it replaced when destroyed:
+    with a Core per model, two models freed in the order they were made left a freed stack installed, and the next
+    Ctrl-C killed Python with SIGSEGV (exit -11, no message, partial files). One Core per process keeps it valid."""
+    pytest.importorskip("openvino")
+    command = [sys.executable, "-c", TWO_MODELS_THEN_CTRL_C, str(checkpoint_dir)]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and result.stderr.rstrip().endswith("KeyboardInterrupt"), result
+
+
 def test_a_run_that_refuses_its_inputs_writes_nothing(tmp_path):
     """An empty folder or a photo we cannot read is refused before OUT, its manifest or a scene folder exists."""
     empty = tmp_path / "empty"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import errno
+import http.client
+import itertools
 import json
 import shutil
 import tempfile
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ALOE
+from conftest import ALOE, ROOT
 from gradio_client import Client, handle_file
 from hostile_server import (
     GB,
@@ -346,14 +348,61 @@ def served_copies(server: Server) -> list[str]:
     return [f"{server.url}gradio_api/file={path}" for path in sorted(cache.rglob("scene-*.glb"))]
 
 
-GONE = 403  # what Gradio's /file= route answers for a file it does not have ("File not allowed"), never 404
-
-
 def status_of(url: str) -> int:
     try:
         return urllib.request.urlopen(url, timeout=30).status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def raw_request(server: Server, method: str, target: str) -> tuple[int, bytes]:
+    """Status and body of a request sent with `target` exactly as written (no client normalises '..' or '%')."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request(method, target)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_file_url_tricks_are_all_not_found(server, checkpoint_dir):
+    """Path tricks on Gradio's file routes: every one answers the same plain 404 (GET and HEAD), never a file, a
+    path or a different status that would tell which server files exist; a real output is still served."""
+    call(Client(server.url, verbose=False), [ALOE / "aloeL.jpg"])
+    (served,) = sorted(server.output_dir.rglob("scene-*.glb"))[-1:]
+    weights = next(path for path in checkpoint_dir.rglob("*") if path.is_file())
+    secrets = {
+        "/etc/passwd": "/etc/passwd",
+        "relative traversal": "../../../../../../etc/passwd",
+        "encoded traversal": "%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "double-encoded traversal": "%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+        "backslashes": "..%5c..%5c..%5c..%5cetc%5cpasswd",
+        "out of the cache": f"{server.cache}/../../../../../etc/passwd",
+        "out of the outputs": f"{served.parent}/../../../../../../etc/passwd",
+        "doubled slash": "//etc/passwd",
+        "home": "~/.bashrc",
+        "environment": "/proc/self/environ",
+        "app source, relative": "app.py",
+        "app source, absolute": str(ROOT / "app.py"),
+        "the weights": str(weights),
+        "the server log": str(server.log),
+        "embedded NUL": f"{served}%00.png",
+        "file: URL": "file:///etc/passwd",
+        "the server itself, by URL": f"http://127.0.0.1:{server.port}/config",
+        "a folder (outputs)": str(server.output_dir),
+        "a folder (cache)": str(server.cache),
+        "a missing output": f"{served.parent}/scene-missing.glb",
+    }
+    log_start = server.log.stat().st_size
+    requests = (("GET", "/gradio_api/file="), ("HEAD", "/gradio_api/file="), ("GET", "/gradio_api/file/"))
+    for (case, path), (method, route) in itertools.product(secrets.items(), requests):  # the older route: GET only
+        status, body = raw_request(server, method, route + path)
+        assert (status, body) == (404, b"Not Found" if method == "GET" else b""), (case, route, method, body)
+    status, body = raw_request(server, "GET", f"/gradio_api/file={served}")
+    assert status == 200 and body == served.read_bytes()
+    assert raw_request(server, "HEAD", f"/gradio_api/file={served}")[0] == 200
+    assert server.alive() and "Traceback" not in server.log.read_text()[log_start:]  # each answer sent cleanly
 
 
 def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
@@ -375,7 +424,7 @@ def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
     try:
         assert not dead.exists()  # the killed process's outputs are gone at start-up
         assert served_copies(second) == []  # and so are Gradio's copies of them
-        assert status_of(dead_copy.replace(first.url, second.url)) == GONE
+        assert status_of(dead_copy.replace(first.url, second.url)) == 404
         call(Client(second.url, verbose=False), [ALOE / "aloeR.jpg"])
         (live,) = second.output_dir.glob("run-*")
         assert any(live.rglob("*.glb"))
@@ -385,7 +434,7 @@ def test_kill_restart_cleans_and_idle_sessions_expire(checkpoint_dir, tmp_path):
         while any(live.rglob("*.glb")) and time.time() < deadline:
             time.sleep(1)  # no request arrives: only the timer can remove them
         assert not any(live.rglob("*.glb"))
-        assert status_of(url) == GONE
+        assert status_of(url) == 404
     finally:
         second.stop()
         shutil.rmtree(elsewhere, ignore_errors=True)

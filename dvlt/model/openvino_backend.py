@@ -42,6 +42,8 @@ SHARED_MIN_BYTES = 64 * 1024  # smaller constants stay in the IR
 # head is 1 % of the FLOPs and alone adds 4.7e-3 to the rays' error in bf16.
 BF16_PARTS = ("encoder", "loop", "depth")
 _LOCK = threading.Lock()
+_CORE_LOCK = threading.Lock()
+_CORE: Any = None
 
 
 def openvino_version() -> str | None:
@@ -100,6 +102,20 @@ def converted_folder(model: DVLT, root: Path | None = None) -> Path:
     return folder
 
 
+def shared_core() -> Any:
+    """The process's one OpenVINO Core. Its CPU plugin installs a signal stack of its own on the thread that first
+    compiles, and puts back the one it replaced when it is destroyed; with a Core per model, plugins destroyed in the
+    order they were made leave a freed stack installed, and the next signal (a Ctrl-C) kills Python with SIGSEGV.
+    One Core keeps one plugin, alive until the process exits (and compiles share its caches)."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
+
+
 def _tensor_key(array: np.ndarray) -> tuple[str, int, str]:
     return (
         str(array.dtype),
@@ -116,14 +132,12 @@ def model_tensors(model: DVLT) -> dict[str, Tensor]:
 def shared_constants(model: DVLT, folder: Path) -> dict[str, dict[str, str]]:
     """For each converted part, {IR constant name: model tensor name} where the constant holds exactly that
     tensor's values (matched by digest): at compile time those constants are the model's own memory, not a copy."""
-    import openvino as ov
-
     by_key = {}
     for name, tensor in model_tensors(model).items():
         array = tensor.detach().numpy()
         if array.nbytes >= SHARED_MIN_BYTES and array.flags.c_contiguous:
             by_key.setdefault(_tensor_key(array), name)
-    core, shared = ov.Core(), {}
+    core, shared = shared_core(), {}
     for part in PARTS:
         constants = (
             op for op in core.read_model(folder / f"{part}.xml").get_ordered_ops() if op.get_type_name() == "Constant"
@@ -166,14 +180,13 @@ class OpenVINOBackend:
     """The three parts compiled for this CPU in one precision ('fp32' or 'bf16')."""
 
     def __init__(self, model: DVLT, folder: Path, precision: str, threads: int | None = None) -> None:
-        import openvino as ov
         import openvino.properties as props
         import openvino.properties.hint as hints
 
         self.model = model
         self.precision = precision
         self.folder = folder
-        core = ov.Core()
+        core = shared_core()
         threads = threads or torch.get_num_threads()
         self.parts = {}
         self.shared: list[np.ndarray] = []  # the model's tensors the compiled parts read in place: kept alive here
