@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -367,7 +368,15 @@ def test_ctrl_c_after_two_models_were_freed_still_interrupts(checkpoint_dir):
     pytest.importorskip("openvino")
     command = [sys.executable, "-c", TWO_MODELS_THEN_CTRL_C, str(checkpoint_dir)]
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell, also under nohup / `&`
+    )
     assert result.returncode == 1 and result.stderr.rstrip().endswith("KeyboardInterrupt"), result
 
 
