@@ -197,12 +197,19 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_ends_the_cli_with_130(tmp_p
         return 0
 
     monkeypatch.setattr(cli, "run_export", export_that_finalises)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
+    status = export_as_from_a_shell(tmp_path)
+    assert status == 130 and "error: interrupted" in capsys.readouterr().err
+
+
+def export_as_from_a_shell(tmp_path: Path) -> int:
+    """`dvlt export` through cli.main with Python's own Ctrl-C handler, as in a shell (also under nohup / `&`)."""
+    from dvlt import cli
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        status = cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
+        return cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert status == 130 and "error: interrupted" in capsys.readouterr().err
 
 
 def swallowed_ctrl_c() -> None:
@@ -219,7 +226,6 @@ def swallowed_ctrl_c() -> None:
 
 def test_an_interrupt_turned_into_another_error_still_ends_the_cli_with_130(tmp_path, monkeypatch, capsys):
     """A Ctrl-C that a library turns into its own error (here an OSError) is still an interrupt: exit 130."""
-    import signal
 
     from dvlt import cli
 
@@ -228,11 +234,7 @@ def test_an_interrupt_turned_into_another_error_still_ends_the_cli_with_130(tmp_
         raise OSError("a library's error after the interrupt")
 
     monkeypatch.setattr(cli, "run_export", export_that_fails)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, also under nohup / `&`
-    try:
-        status = cli.main(["export", str(tmp_path / "p.npz"), "--out", str(tmp_path / "out")])
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    status = export_as_from_a_shell(tmp_path)
     err = capsys.readouterr().err
     assert status == 130 and "error: interrupted" in err and "library's error" not in err
 
