@@ -642,7 +642,11 @@ def download(
         return write_rerun(rec, directory / "dvlt-scene.rrd", options)
     target = directory / f"dvlt-{kind}"
     (write_colmap if kind == "colmap" else write_nerfstudio)(rec, target, options)
-    return zip_directory(target, directory / f"dvlt-{kind}.zip")
+    archive = zip_directory(target, directory / f"dvlt-{kind}.zip")
+    # only the zip is served: the folder would double the disk used, and its images/ are byte copies of the
+    # inputs, which the session clean-up would take for served copies of outputs and delete from Gradio's cache
+    shutil.rmtree(target)
+    return archive
 
 
 @contextlib.contextmanager

@@ -379,7 +379,10 @@ def test_ctrl_c_after_two_models_were_freed_still_interrupts(checkpoint_dir):
         timeout=600,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell, also under nohup / `&`
     )
-    assert result.returncode == 1 and result.stderr.rstrip().endswith("KeyboardInterrupt"), result
+    # Python ends on an uncaught KeyboardInterrupt by re-raising SIGINT at its default (-2), or with exit 1 where
+    # that signal cannot end it; either way a Python traceback, never SIGSEGV
+    assert result.returncode in (1, -signal.SIGINT), result
+    assert result.stderr.rstrip().endswith("KeyboardInterrupt"), result
 
 
 def test_a_run_that_refuses_its_inputs_writes_nothing(tmp_path):

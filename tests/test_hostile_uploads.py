@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,7 @@ from PIL import Image
 
 from dvlt import limits
 from dvlt.errors import DiskFullError
+from dvlt.scene import SceneOptions
 from dvlt.studio import OutputFolders, all_or_nothing, session_key
 
 SINGLE_REQUEST_BOUND = 1.5 * GB
@@ -500,6 +502,30 @@ def test_downloads_say_when_full_size_photos_are_gone(tmp_path):
     Path(photos[2]).unlink()
     fallback, note = session.with_photos(16)
     assert fallback.originals is None and "no longer on the server" in note
+
+
+def test_closing_a_tab_leaves_the_photos_in_gradios_cache(tmp_path):
+    """A COLMAP download copies the photos byte for byte; when its session ends, the clean-up of served copies must
+    not take Gradio's cached inputs (same name, same bytes) that other sessions and the examples still use."""
+    from conftest import known_scene
+
+    from dvlt.studio import SessionResult, download
+
+    rec = known_scene()
+    cache = tmp_path / "gradio-cache"  # Gradio keeps inputs and served copies alike under <digest>/<name>
+    photos = []
+    for index in range(rec.num_views):
+        path = cache / f"digest{index}" / rec.names[index]  # as uploaded: the names the export keeps
+        path.parent.mkdir(parents=True)
+        Image.new("RGB", (336, 252), (40 * index, 90, 160)).save(path)
+        photos.append(str(path))
+    full, _ = SessionResult(rec, tmp_path / "p.npz", tuple(photos), resolution=252).with_photos(16)
+    outputs = OutputFolders(tmp_path / "outputs", copies=cache)
+    archive = download(full, "COLMAP (3DGS, gsplat, nerfstudio-colmap)", SceneOptions(), outputs.new("a"))
+    with zipfile.ZipFile(archive) as bundle:
+        assert bundle.read(f"dvlt-colmap/images/{rec.names[1]}") == Path(photos[1]).read_bytes()
+    outputs.forget("a")
+    assert all(Path(photo).is_file() for photo in photos)
 
 
 def test_internal_errors_are_logged_not_blamed_on_the_user(app_url, caplog):
