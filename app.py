@@ -388,6 +388,17 @@ def show_splats_if_open(splats: str | None, is_open: bool):
 
 
 @human_errors
+def reload_splats(splats: str | None, is_open: bool, request: gr.Request):
+    """The splat file again under a new name, for a viewer left without a canvas (SPLAT_WATCHDOG_JS asks): Gradio's
+    Model3D can lose a file given to it twice in a row (renderer chosen, canvas never mounted) and ignores the same
+    name, so only a new name makes it load again."""
+    if not (is_open and splats):
+        return gr.skip()
+    with studio.all_or_nothing(OUTPUTS.new(request.session_hash if request else None)) as folder:
+        return str(studio.linked_copy(splats, folder))
+
+
+@human_errors
 def download_for(
     session,
     label,
@@ -575,6 +586,7 @@ def forget_session(request: gr.Request) -> None:
 # layout (a <style> element) so every launch path gets it.
 PHONE_CSS = """
 #estimate { min-height: 2.5em; }
+.dvlt-hidden { display: none !important; }
 #run-status { min-height: 3.2em; }
 #how-to p { margin: 0; }
 /* depth and Compare-K captions under their pictures, never over them */
@@ -679,6 +691,25 @@ HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
   if (kind === "webgl2") this.dataset.dvltWebgl = "1";
   return getContext.call(this, kind, ...rest);
 };
+}
+"""
+# The splat tab open, a file given (its download link shown) and still no canvas after 4 s: Gradio's Model3D lost the
+# file (see reload_splats), so ask the server once per file for the same splats under a new name.
+SPLAT_WATCHDOG_JS = """
+if (!window.dvltSplatWatchdog) {
+window.dvltSplatWatchdog = { reloads: 0 };
+const asked = new Set();
+let waiting = null;
+setInterval(() => {
+  const view = document.querySelector("#splats");
+  const link = view?.querySelector("a[data-testid='model3d-download-link']")?.getAttribute("href");
+  if (!view || view.offsetParent === null || !link || view.querySelector("canvas")) { waiting = null; return; }
+  if (waiting?.link !== link) { waiting = { link, since: Date.now() }; return; }
+  if (Date.now() - waiting.since < 4000 || asked.has(link)) return;
+  asked.add(link);
+  window.dvltSplatWatchdog.reloads += 1;
+  document.querySelector("#splats-reload")?.click();
+}, 500);
 }
 """
 # Scroll to the result when an example is clicked: on a phone the examples sit screens below it.
@@ -962,7 +993,7 @@ def build_demo() -> gr.Blocks:
             f"<style>{PHONE_CSS}{example_thumbnail_css()}</style>",
             elem_id="studio-style",
             padding=False,
-            js_on_load=ORPHAN_CANVAS_JS + IDLE_VIEWERS_JS,
+            js_on_load=ORPHAN_CANVAS_JS + IDLE_VIEWERS_JS + SPLAT_WATCHDOG_JS,
         )
         rec_state = gr.State(None)  # this session's SessionResult, for re-rendering and downloads
         sizes_state = gr.State([])  # (height, width) of the previewed frames, for estimates
@@ -1113,6 +1144,7 @@ def build_demo() -> gr.Blocks:
                             elem_id="splats",
                         )
                         splat_info = gr.Markdown(elem_id="splat-info")
+                        splats_reload = gr.Button("Reload splats", elem_id="splats-reload", elem_classes="dvlt-hidden")
                     with gr.Tab("Depth & confidence"):
                         legend = gr.Image(
                             label="Depth colour scale",
@@ -1207,6 +1239,7 @@ def build_demo() -> gr.Blocks:
         splats_open = gr.State(False)
         tabs.select(show_splats_on_tab, splats, [splat_view, splats_open], api_visibility="private", **QUIET)
         splats.change(show_splats_if_open, [splats, splats_open], splat_view, api_visibility="private", **QUIET)
+        splats_reload.click(reload_splats, [splats, splats_open], splat_view, api_visibility="private", **QUIET)
         shown = [scene, scene_info, downloads, splats, splat_info]
         # (the UI's own events are private and named apart from the API's /rerender)
         conf.release(rerender, [rec_state, *display, *looks], shown, api_name="display", api_visibility="private")

@@ -819,6 +819,18 @@ def remove_served_copies(path: Path, copies: Path, keep: Callable[[Path], bool])
             copy.parent.rmdir()  # Gradio's per-digest folder, when nothing else is in it
 
 
+def linked_copy(path: str | Path, folder: Path) -> Path:
+    """The same file under a new name in `folder` (a hard link, else a copy): a web viewer that dropped a file
+    takes the new name as a new file and loads it again."""
+    path = Path(path)
+    target = folder / f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}"
+    try:
+        os.link(path, target)
+    except OSError:  # another file system, or no hard links there
+        shutil.copyfile(path, target)
+    return target
+
+
 class ResultCache:
     """Model results kept by key (an example's inputs and settings), filled on first use: a clicked example
     is a real run the first time and re-uses its reconstruction afterwards, for every session (thread-safe)."""

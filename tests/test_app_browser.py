@@ -227,6 +227,18 @@ def test_viewer_controls_and_splats(browser, app_url):
     page.locator("#splats").screenshot(path=str(ARTIFACTS / "splat-view.png"))
     assert_no_error(page)
 
+    # a viewer left without a canvas (Gradio's Model3D can drop a file it is given twice) gets the file again
+    link = "#splats a[data-testid='model3d-download-link']"
+    lost, reloads = page.locator(link).get_attribute("href"), page.evaluate("window.dvltSplatWatchdog.reloads")
+    page.evaluate("document.querySelector('#splats canvas').remove()")
+    page.wait_for_function(
+        "([link, lost]) => { const now = document.querySelector(link);"
+        " return now && now.getAttribute('href') !== lost && document.querySelector('#splats canvas') !== null; }",
+        arg=[link, lost],
+        timeout=60_000,
+    )
+    assert page.evaluate("window.dvltSplatWatchdog.reloads") == reloads + 1
+
     # a display change made on the 3D scene tab reaches the splat viewer when its tab opens again, drawn at full
     # size (gsplat sizes its canvas once per file: a file sent to the hidden tab used to leave it 0x0, blank)
     assert page.evaluate("window.dvltOrphanCanvases === true")  # app.ORPHAN_CANVAS_JS is installed
