@@ -34,6 +34,7 @@ SCALE_PRIOR = 1.3  # whole-network time / kernel time, before anything was measu
 # and other costs that do not grow with FLOPs; the small one is mostly FLOPs. Without the tiny pass, a factor
 # learnt from the small pass alone over-estimated large runs by up to 29 % (bf16, docs/performance.md).
 PROBE_PASSES = ((1, 42, 56, 8), (2, 182, 252, 8))
+PROBE_ROUNDS = 3
 
 
 def _block_terms(tokens: int, sequence: int, dim: int, mlp_ratio: float = CFG.mlp_ratio) -> tuple[float, float]:
@@ -247,8 +248,11 @@ class Estimator:
         if run_model is None or self._ratios.get(key):
             return
         kernels = [self.kernel_seconds(*shape, device, precision) for shape in PROBE_PASSES]
-        # The faster of two runs each: one hiccup of a shared machine at start-up would skew every estimate after it.
-        tiny, small = (min(run_model(*shape), run_model(*shape)) for shape in PROBE_PASSES)
+        # The fastest of three runs each, the passes taking turns: one hiccup of a shared machine at start-up would
+        # skew every estimate after it, and a runtime that compiles on first use (OpenVINO) is still some 15 % slower
+        # on the second run of a new shape than on the third.
+        runs = [[run_model(*shape) for shape in PROBE_PASSES] for _ in range(PROBE_ROUNDS)]
+        tiny, small = (min(times) for times in zip(*runs))
         fixed = 0.0  # a disturbed probe (the small pass no slower than the tiny one) gives no fixed part
         if small > tiny:  # seconds = factor x kernel + fixed, through both passes
             factor = (small - tiny) / (kernels[1] - kernels[0])

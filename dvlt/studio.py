@@ -216,7 +216,7 @@ def mixed_sizes(frames: Sequence[Image.Image]) -> bool:
 
 
 def probe_speed(estimator: Estimator, model: DVLT, device: str, precision: str) -> None:
-    """Calibrate the estimator at start-up: kernel rates plus two small real passes, twice each (2-4 s on a CPU)."""
+    """Calibrate the estimator at start-up: kernel rates plus two small real passes, three times each (2-4 s)."""
 
     def real_pass(views: int, height: int, width: int, steps: int) -> float:
         rng = np.random.default_rng(0)

@@ -72,6 +72,23 @@ def test_probe_learns_factor_and_fixed_cost_until_real_runs_exist():
     assert estimator.model_seconds(8, 378, 504, 16, "cpu", "fp32") == pytest.approx(2 * machine(8, 378, 504, 16))
 
 
+def test_probe_waits_out_a_runtime_that_warms_up_per_shape():
+    """A runtime 30 % slow on the first pass of a shape and 15 % on the second (OpenVINO compiling as it goes): the
+    probe's estimate is that of the steady third pass, not of a warm-up."""
+    estimator = fixed_estimator(1.0)
+    seen: dict[tuple, int] = {}
+
+    def steady(views: int, height: int, width: int, steps: int) -> float:
+        return 2.5 * estimator.kernel_seconds(views, height, width, steps, "cpu", "fp32") + 0.2
+
+    def warming(*shape: int) -> float:
+        seen[shape] = seen.get(shape, 0) + 1
+        return steady(*shape) * {1: 1.3, 2: 1.15}.get(seen[shape], 1.0)
+
+    estimator.probe("cpu", "fp32", run_model=warming)
+    assert estimator.model_seconds(8, 378, 504, 16, "cpu", "fp32") == pytest.approx(steady(8, 378, 504, 16))
+
+
 def test_views_within_a_budget():
     estimator = fixed_estimator(1.0)
     fits = estimator.views_within(60, 378, 504, 12, "cpu", "fp32", 64)
