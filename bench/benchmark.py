@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 from common import CLIP, ROOT, SCENE, synthetic_model
+from markers import replace_marked
 
 from dvlt import DVLT
 from dvlt.cpu import cpu_description
@@ -308,11 +309,8 @@ def side_by_side_main(args: argparse.Namespace) -> None:
 
 def write_tables(path: Path, tables: str) -> None:
     """Put the tables between the bench markers of `path` (keeping the prose around them), or write them alone."""
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    current = path.read_text() if path.exists() else ""
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        tables = head + begin + "\n" + tables + end + rest.split(end, 1)[1]
+    if replace_marked(path, "bench", tables):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tables)
 

@@ -24,12 +24,12 @@ import urllib.request
 from pathlib import Path
 
 from common import ROOT, synthetic_state_dict
+from markers import replace_marked
 from safetensors.torch import save_file
 
 from dvlt.cpu import cpu_description
 
 PHOTOS = [ROOT / "examples" / "aloe" / "aloeL.jpg", ROOT / "examples" / "aloe" / "aloeR.jpg"]
-BEGIN, END = "<!-- cold-start:begin -->", "<!-- cold-start:end -->"
 
 
 def free_port() -> int:
@@ -119,11 +119,8 @@ def main() -> None:
         "the app's defaults.\n\n" + table(rows)
     )
     print(text)
-    if args.out:
-        document = args.out.read_text()
-        head, rest = document.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.out.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    if args.out and not replace_marked(args.out, "cold-start", text + "\n"):
+        raise SystemExit(f"{args.out} has no <!-- cold-start:begin/end --> markers")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from common import CLIP, synthetic_model
+from markers import replace_marked
 from side_by_side import ISA_ENV
 
 from dvlt import DVLT
@@ -68,12 +69,8 @@ def measure(model: DVLT, views: int, size: int, steps: int, folder: Path) -> tup
 
 def replace_between_markers(path: Path, section: str, table: str) -> None:
     """Put `table` between this section's markers in `path`."""
-    begin, end = f"<!-- estimate:{section}:begin -->", f"<!-- estimate:{section}:end -->"
-    text = path.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{path} has no {begin} ... {end} markers")
-    head, rest = text.split(begin, 1)
-    path.write_text(head + begin + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+    if not replace_marked(path, f"estimate:{section}", table + "\n"):
+        raise SystemExit(f"{path} has no <!-- estimate:{section}:begin/end --> markers")
 
 
 def emulate(isa: str) -> None:

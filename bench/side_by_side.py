@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from markers import replace_marked  # noqa: E402  (this folder: a script's own, or on the path of who imports it)
+
 from dvlt.cpu import bf16_rule, cpu_flags, peak_flops  # noqa: E402  (torch-free)
 from dvlt.estimate import network_flops  # noqa: E402  (torch-free)
 
@@ -185,11 +187,8 @@ HEADER = [
 
 def write_section(path: Path, text: str) -> None:
     """Replace what lies between the side-by-side markers of `path`, or append a marked section."""
+    if replace_marked(path, "side-by-side", text):
+        return
     current = path.read_text() if path.exists() else ""
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + BEGIN + "\n" + text + END + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n## Side by side with the upstream reference\n\n" + BEGIN + "\n"
-        current += text + END + "\n"
-    path.write_text(current)
+    current = current.rstrip("\n") + "\n\n## Side by side with the upstream reference\n\n" + BEGIN + "\n"
+    path.write_text(current + text + END + "\n")

@@ -249,8 +249,8 @@ class Estimator:
             return
         kernels = [self.kernel_seconds(*shape, device, precision) for shape in PROBE_PASSES]
         # The fastest of three runs each, the passes taking turns: one hiccup of a shared machine at start-up would
-        # skew every estimate after it, and a runtime that compiles on first use (OpenVINO) is still some 15 % slower
-        # on the second run of a new shape than on the third.
+        # skew every estimate after it, and a runtime that compiles on first use (OpenVINO) is still about 13 % slower
+        # on the second run of a new shape than on later ones.
         runs = [[run_model(*shape) for shape in PROBE_PASSES] for _ in range(PROBE_ROUNDS)]
         tiny, small = (min(times) for times in zip(*runs))
         fixed = 0.0  # a disturbed probe (the small pass no slower than the tiny one) gives no fixed part
