@@ -268,6 +268,7 @@ def side_by_side_main(args: argparse.Namespace) -> None:
     """Time the upstream reference against ours, alternating processes, and print / save the table."""
     from side_by_side import (
         HEADER,
+        gemm_ceilings,
         isa_rows,
         measure,
         parse_configs,
@@ -295,10 +296,18 @@ def side_by_side_main(args: argparse.Namespace) -> None:
     )
     print(header, flush=True)
     rows = []
+    ceilings = {}
     for isa in isas:
+        ceilings[isa] = gemm_ceilings(isa) if device == "cpu" else {}
+        print(f"  [{isa}] OpenVINO GEMM ceiling (GFLOP/s): {ceilings[isa]}", flush=True)
         for config in parse_configs(args.configs):
-            rows += table_rows(config, isa, measure(config, isa, listed, args.pairs, args.runs))
+            rows += table_rows(config, isa, measure(config, isa, listed, args.pairs, args.runs), ceilings[isa])
+    measured = "; ".join(
+        f"{isa}: " + ", ".join(f"{name} {rate:.0f}" for name, rate in found.items()) for isa, found in ceilings.items()
+    )
     lines = [header, "", *HEADER, *rows, ""]
+    if measured:
+        lines += [f"GEMM ceiling (`bench/gemm_ceiling.py`, GFLOP/s, measured before each row): {measured}.", ""]
     if args.split_views > 0:
         lines += split_table("auto", device, args.split_views, 504, 12) + [""]
     text = "\n".join(lines)

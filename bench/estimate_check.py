@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three configurations only")
     parser.add_argument("--out", type=Path, help="markdown file whose estimate table to replace")
     parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native", help="emulate a smaller CPU")
+    parser.add_argument("--section", help="the doc's marker name after 'estimate:' (default: ISA-PRECISION)")
     parser.add_argument(
         "--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: the app's rule for this CPU"
     )
@@ -136,7 +137,7 @@ def main() -> None:
     table = "\n".join(lines)
     print("\n" + table)
     if args.out:
-        replace_between_markers(args.out, f"{args.isa}-{precision}", table)
+        replace_between_markers(args.out, args.section or f"{args.isa}-{precision}", table)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from dvlt.cpu import bf16_rule, cpu_flags, peak_flops  # noqa: E402  (torch-free
 from dvlt.estimate import network_flops  # noqa: E402  (torch-free)
 
 RUN_OURS = ROOT / "bench" / "run_ours.py"
+GEMM_CEILING = ROOT / "bench" / "gemm_ceiling.py"
 UPSTREAM_BF16 = ROOT / "bench" / "upstream_bf16.py"
 MEDIAN = re.compile(r"median ([0-9.]+)s")
 BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
@@ -38,6 +39,7 @@ BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
 ISA_ENV = {
     "native": {},
     "AVX512_CORE_BF16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
+    "AVX512_CORE": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
     "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
 }
 
@@ -66,6 +68,7 @@ class Program:
 
     name: str
     command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
 
@@ -87,6 +90,8 @@ def isa_rows(requested: list[str]) -> list[str]:
         if isa == "AVX512_CORE_BF16" and "amx_bf16" not in flags:
             continue  # without AMX this is what the CPU does natively
         if isa == "AVX2" and "avx512f" not in flags:
+            continue
+        if isa == "AVX512_CORE" and not flags & {"avx512_vnni", "avx512_bf16", "amx_bf16"}:
             continue
         rows.append(isa)
     return rows
@@ -122,7 +127,7 @@ def programs(
     """The reference in float32 first (what every ratio is against), optionally its bf16 autocast, then ours.
 
     Each of `ours` is 'PRECISION' or 'BACKEND:PRECISION' (backend auto, openvino or torch; precision auto, fp32,
-    bf16 or int8).
+    bf16 or int8), optionally '@PARTS' for the OpenVINO parts computed in bf16 ('openvino:bf16@loop').
     """
     source = reference / "src" if (reference / "src" / "dvlt").is_dir() else reference
     upstream = [str(script), "--src", str(source), "--device", device]
@@ -130,19 +135,21 @@ def programs(
     if upstream_bf16:
         listed.append(Program("upstream bf16 autocast", [reference_python, str(UPSTREAM_BF16), *upstream]))
     for spec in ours:
-        backend, _, precision = spec.rpartition(":")
+        spec_only, _, parts = spec.partition("@")
+        backend, _, precision = spec_only.rpartition(":")
         command = [sys.executable, str(RUN_OURS), "--precision", precision, "--backend", backend or "auto"]
-        listed.append(Program(f"ours {spec}", [*command, "--device", device]))
+        env = {"DVLT_OPENVINO_BF16_PARTS": parts.replace("+", ",")} if parts else {}
+        listed.append(Program(f"ours {spec}", [*command, "--device", device], env))
     return listed
 
 
 def measure(config: Config, isa: str, listed: list[Program], pairs: int, runs: int) -> list[Program]:
     """Round-robin over the programs `pairs` times (reference, ours, reference, ours, ...)."""
     env = {**os.environ, **ISA_ENV[isa]}
-    fresh = [Program(p.name, p.command) for p in listed]
+    fresh = [Program(p.name, p.command, p.env) for p in listed]
     for round_index in range(pairs):
         for program in fresh:
-            seconds, peak = run_once([*program.command, *config.args, "--runs", str(runs)], env)
+            seconds, peak = run_once([*program.command, *config.args, "--runs", str(runs)], {**env, **program.env})
             program.seconds.append(seconds)
             program.peaks.append(peak)
             print(
@@ -153,27 +160,45 @@ def measure(config: Config, isa: str, listed: list[Program], pairs: int, runs: i
     return fresh
 
 
-def roofline(config: Config, isa: str, name: str, seconds: float) -> str:
-    """'212 GFLOP/s, 64 % of bf16 peak': achieved rate (dvlt/estimate.py's FLOPs) against this CPU's nominal peak."""
+def gemm_ceilings(isa: str) -> dict[str, float]:
+    """{'fp32': GFLOP/s, 'bf16': GFLOP/s}: OpenVINO's fastest matrix product on this CPU under the row's ISA limit."""
+    done = subprocess.run(
+        [sys.executable, str(GEMM_CEILING)], capture_output=True, text=True, env={**os.environ, **ISA_ENV[isa]}
+    )
+    words = done.stdout.split()
+    return {words[i]: float(words[i + 1]) for i in range(0, len(words) - 1, 2)}
+
+
+def roofline(config: Config, isa: str, name: str, seconds: float, ceilings: dict[str, float] | None = None) -> str:
+    """'649 GFLOP/s; 98 % of nominal bf16 peak, 88 % of bf16 GEMM': achieved rate (dvlt/estimate.py's FLOPs)
+    against this CPU's nominal peak and against the matrix-product rate measured in the same run."""
     rate = network_flops(config.views, *config.frame, config.steps) / seconds
     precision = "bf16" if "bf16" in name else "fp32"
     if name.endswith("auto"):  # what `auto` picks on the (emulated) CPU of this row
         precision = "bf16" if bf16_rule(cpu_flags(isa)).bf16 else "fp32"
+    shares = []
     peak = peak_flops(precision, isa)
-    return f"{rate / 1e9:.0f} GFLOP/s, {100 * rate / peak:.0f} % of {precision} peak" if peak else f"{rate / 1e9:.0f}"
+    if peak:
+        shares.append(f"{100 * rate / peak:.0f} % of nominal {precision} peak")
+    if (ceilings or {}).get(precision):
+        shares.append(f"{100 * rate / 1e9 / ceilings[precision]:.0f} % of {precision} GEMM")
+    return f"{rate / 1e9:.0f} GFLOP/s" + (f"; {', '.join(shares)}" if shares else "")
 
 
-def table_rows(config: Config, isa: str, measured: list[Program]) -> list[str]:
+def table_rows(
+    config: Config, isa: str, measured: list[Program], ceilings: dict[str, float] | None = None
+) -> list[str]:
     """Markdown rows: one per program after the float32 reference, each against it in the same rounds."""
     reference = measured[0]
     rows = []
     for ours in measured:
+        achieved = roofline(config, isa, ours.name, min(ours.seconds), ceilings)
         ratios = [r / o for r, o in zip(reference.seconds, ours.seconds)]
         rows.append(
             f"| {isa} | {config.views} | {config.frame[0]}×{config.frame[1]} | {config.steps} "
             f"| {ours.name} | {statistics.median(ours.seconds):.2f} | **{statistics.median(ratios):.2f}×** "
             f"({min(ratios):.2f}–{max(ratios):.2f}) | {min(reference.seconds) / min(ours.seconds):.2f}× "
-            f"| {roofline(config, isa, ours.name, min(ours.seconds))} | {max(ours.peaks):.2f} | {len(ratios)} |"
+            f"| {achieved} | {max(ours.peaks):.2f} | {len(ratios)} |"
         )
     return rows
 

@@ -38,10 +38,27 @@ def cpu_flags(isa: str | None = None) -> set[str]:
     return {flag for flag in flags if not flag.startswith(hidden)} if hidden else flags
 
 
+def cpu_family() -> int | None:
+    """The CPU family number of /proc/cpuinfo (AMD: 25 = Zen 3/4, 26 = Zen 5), or None where unavailable."""
+    try:
+        return int(_cpuinfo_field("cpu family") or "")
+    except ValueError:
+        return None
+
+
+def fp32_flops_per_cycle(flags: set[str], vendor: str, family: int | None) -> int:
+    """fp32 FLOP per cycle per core of the vector units: two FMA pipes of the widest datapath. AVX-512 runs on
+    512-bit pipes on Intel servers and AMD Zen 5 (family 26; its mobile parts split them, not told apart here),
+    on 256-bit halves on Zen 4."""
+    if "avx512f" in flags:
+        return 32 if vendor == "AuthenticAMD" and (family or 0) < 26 else 64
+    return 32 if "avx2" in flags else 16
+
+
 def peak_flops(precision: str, isa: str | None = None) -> float | None:
-    """Nominal peak FLOP/s of this CPU's cores in fp32 or bf16: cores x clock x FLOP per cycle of its vector or
-    matrix units (Intel AVX-512 servers: 2 FMA ports, 64 fp32 FLOP/cycle; AMD Zen 4: 32; AVX2: 32; AVX512-BF16
-    dot products: twice fp32; AMX: 1024 bf16). None where the clock is unknown."""
+    """Nominal peak FLOP/s of this CPU's cores in fp32 or bf16: cores x /proc/cpuinfo's clock x FLOP per cycle
+    (fp32: `fp32_flops_per_cycle`; AVX512-BF16 dot products: twice that; AMX: 1024 bf16). Turbo clocks run
+    above /proc/cpuinfo's figure, so a measured rate may pass it. None where the clock is unknown."""
     try:
         mhz = float(_cpuinfo_field("cpu MHz") or 0)
     except ValueError:
@@ -49,9 +66,7 @@ def peak_flops(precision: str, isa: str | None = None) -> float | None:
     if not mhz:
         return None
     flags = cpu_flags(isa)
-    amd = cpu_vendor() == "AuthenticAMD"
-    fp32 = (32 if amd else 64) if "avx512f" in flags else 32 if "avx2" in flags else 16
-    per_cycle = fp32
+    per_cycle = fp32 = fp32_flops_per_cycle(flags, cpu_vendor(), cpu_family())
     if precision == "bf16":
         per_cycle = 1024 if "amx_bf16" in flags else 2 * fp32 if "avx512_bf16" in flags else fp32
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -69,12 +84,14 @@ def cpu_model_name() -> str:
 
 
 def cpu_description() -> str:
-    """'AMD EPYC, 2 cores; AMX no, AVX512-BF16 yes, AVX512-VNNI yes, AVX2 yes': for benchmark headers."""
+    """'AMD EPYC (family 26), 2 cores; AMX no, AVX512-BF16 yes, ...': for benchmark headers (the family tells
+    AMD generations apart where the model name does not)."""
     flags = cpu_flags()
     marks = {"AMX": "amx_bf16", "AVX512-BF16": "avx512_bf16", "AVX512-VNNI": "avx512_vnni", "AVX2": "avx2"}
     listed = ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for label, flag in marks.items())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_model_name()}, {cores} cores; {listed}"
+    family = f" (family {cpu_family()})" if cpu_vendor() == "AuthenticAMD" and cpu_family() else ""
+    return f"{cpu_model_name()}{family}, {cores} cores; {listed}"
 
 
 @dataclass(frozen=True)

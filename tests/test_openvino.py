@@ -70,6 +70,24 @@ def test_bf16_stays_within_upstreams_own_bf16_error(bf16_model, name):
     assert relative_error(out["depths"][0], ref["depth"]) > 1e-5  # bf16 really ran: not the float32 path
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_the_loop_only_split_stays_within_1e3_of_float32(checkpoint_dir, monkeypatch, name):
+    """DVLT_OPENVINO_BF16_PARTS=loop (encoder and heads in float32): depth, rays and points within 1e-3."""
+    monkeypatch.setenv(openvino_backend.BF16_PARTS_VARIABLE, "loop")
+    net = openvino_model(checkpoint_dir, "bf16")
+    assert net.cpu_backend().bf16_parts == ("loop",)
+    ref = golden(name)
+    out = net.predict({"images": ref["images"][None]}, steps=CASES[name])
+    for ours, theirs in (("depths", "depth"), ("rays", "rays"), ("world_points_direct", "world_points_direct")):
+        assert 1e-7 < relative_error(out[ours][0], ref[theirs]) <= 1e-3, ours  # bf16 ran, and stayed close
+
+
+def test_an_unknown_bf16_part_is_named(checkpoint_dir, monkeypatch):
+    monkeypatch.setenv(openvino_backend.BF16_PARTS_VARIABLE, "loop,decoder")
+    with pytest.raises(ValueError, match=r"unknown parts \['decoder'\]"):
+        openvino_model(checkpoint_dir, "bf16")
+
+
 def test_a_batch_equals_its_items_one_by_one(model):
     ref = golden("stereo_k12")
     images = torch.stack((ref["images"], ref["images"].flip(0)))

@@ -15,7 +15,7 @@ from app_server import free_port
 from conftest import ROOT
 
 from dvlt import DVLT
-from dvlt.cpu import bf16_rule
+from dvlt.cpu import bf16_rule, fp32_flops_per_cycle
 from dvlt.runtime import precision_name, requested_precision
 
 
@@ -37,6 +37,16 @@ def test_bf16_where_it_was_measured_faster():
     assert not bf16_rule({"avx2", "avx512f"}, "AuthenticAMD").bf16  # no bf16 units
     assert not bf16_rule(set(), "").bf16
     assert precision_name("auto", "cuda") == "bf16" and precision_name("fp32", "cuda") == "fp32"
+
+
+def test_roofline_counts_the_datapath_each_cpu_generation_has():
+    """fp32 FLOP per cycle per core (two FMA pipes): Intel AVX-512 servers and AMD Zen 5 (family 26) have 512-bit
+    pipes, Zen 4 (family 25) runs AVX-512 on 256-bit halves; the peak this gives is what rooflines are drawn on."""
+    assert fp32_flops_per_cycle({"avx512f", "avx2"}, "GenuineIntel", 6) == 64
+    assert fp32_flops_per_cycle({"avx512f", "avx512_bf16", "avx2"}, "AuthenticAMD", 25) == 32
+    assert fp32_flops_per_cycle({"avx512f", "avx512_bf16", "avx2"}, "AuthenticAMD", 26) == 64
+    assert fp32_flops_per_cycle({"avx2"}, "AuthenticAMD", 26) == 32
+    assert fp32_flops_per_cycle(set(), "", None) == 16
 
 
 def test_env_overrides_auto_but_not_an_explicit_choice(monkeypatch):

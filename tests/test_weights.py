@@ -165,3 +165,26 @@ def test_hub_id_with_silent_endpoint_fails_in_seconds(tmp_path):
         silent.close()
     assert "UNAVAILABLE" in result.stdout and "cannot be reached" in result.stdout, result.stdout + result.stderr
     assert elapsed < 30  # probe timeout is 5 s; a plain hf_hub_download would retry for minutes
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_a_loaded_model_keeps_one_copy_of_its_weights_resident(checkpoint_dir):
+    """After load_pretrained nothing holds the checkpoint's read copy: the process grows by about the weights
+    once (the model's, 0.44 GiB), not twice (a kept reference to the read state dict doubles it)."""
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from dvlt import DVLT
+        def resident():
+            return int(open("/proc/self/statm").read().split()[1]) * 4096
+        before = resident()
+        net = DVLT()
+        net.load_pretrained({str(checkpoint_dir)!r})
+        weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+        print((resident() - before) / weights)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    growth = float(done.stdout.split()[-1])
+    assert growth < 1.4, f"the process grew by {growth:.2f}x the weights"

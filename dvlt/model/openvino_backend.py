@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -41,6 +42,22 @@ SHARED_MIN_BYTES = 64 * 1024  # smaller constants stay in the IR
 # Parts run in bf16 under precision "bf16"; the others stay float32 (see docs/performance.md, "OpenVINO"): the ray
 # head is 1 % of the FLOPs and alone adds 4.7e-3 to the rays' error in bf16.
 BF16_PARTS = ("encoder", "loop", "depth")
+BF16_PARTS_VARIABLE = "DVLT_OPENVINO_BF16_PARTS"  # e.g. "loop": the split that keeps depth and rays within 1e-3
+
+
+def bf16_parts() -> tuple[str, ...]:
+    """The parts computed in bf16 under precision "bf16": $DVLT_OPENVINO_BF16_PARTS (comma-separated), else the
+    default split; "none" keeps all four in float32."""
+    listed = os.environ.get(BF16_PARTS_VARIABLE, "").strip().lower()
+    if not listed:
+        return BF16_PARTS
+    parts = tuple(part.strip() for part in listed.split(",") if part.strip() and part.strip() != "none")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"{BF16_PARTS_VARIABLE} names unknown parts {unknown}; the parts are {', '.join(PARTS)}")
+    return parts
+
+
 _LOCK = threading.Lock()
 _CORE_LOCK = threading.Lock()
 _CORE: Any = None
@@ -188,10 +205,11 @@ class OpenVINOBackend:
         self.folder = folder
         core = shared_core()
         threads = threads or torch.get_num_threads()
+        self.bf16_parts = bf16_parts() if precision == "bf16" else ()
         self.parts = {}
         self.shared: list[np.ndarray] = []  # the model's tensors the compiled parts read in place: kept alive here
         for part in PARTS:
-            inference = "bf16" if precision == "bf16" and part in BF16_PARTS else "f32"
+            inference = "bf16" if part in self.bf16_parts else "f32"
             config = {
                 hints.inference_precision: inference,
                 hints.performance_mode: hints.PerformanceMode.LATENCY,
@@ -202,7 +220,7 @@ class OpenVINOBackend:
     @classmethod
     def for_model(cls, model: DVLT, precision: str) -> OpenVINOBackend | None:
         """The backend for `model`'s current weights (kept on the model), or None where OpenVINO cannot run it."""
-        key = (weights_version(model), precision)
+        key = (weights_version(model), precision, bf16_parts() if precision == "bf16" else ())
         cached = model.__dict__.get("_openvino")
         if cached is not None and cached[0] == key:
             return cached[1]
