@@ -173,3 +173,53 @@ def test_a_model_that_does_not_convert_falls_back_to_torch(checkpoint_dir, monke
         out = net.predict({"images": ref["images"][None]}, steps=8)
     assert relative_error(out["depths"][0], ref["depth"]) <= 1e-4
     assert net.runtime_name() == "PyTorch"  # decided once, not retried on every call
+
+
+def test_a_failed_helper_process_leaves_its_part_to_the_first(synthetic_state, tmp_path, monkeypatch):
+    """The depth head converts in a helper process; when that process fails, the first process converts it and
+    the folder is complete and right all the same."""
+    import subprocess
+    import sys
+
+    from dvlt.model import openvino_helper
+
+    def failing_helper(model, part, folder):
+        command = [sys.executable, "-c", "import sys; sys.exit('no memory left')"]
+        return subprocess.Popen(command, stderr=subprocess.PIPE)
+
+    monkeypatch.setattr(openvino_helper, "start_helper", failing_helper)
+    net = DVLT(precision="fp32", backend="openvino")
+    net.load_state_dict(synthetic_state)
+    net.setup_test("cpu")
+    with pytest.warns(RuntimeWarning, match="depth part in a helper process failed \\(no memory left\\)"):
+        folder = converted_folder(net, tmp_path)
+    assert {"encoder.xml", "loop.xml", "rays.xml", "depth.xml", "shared.json"} <= {p.name for p in folder.iterdir()}
+    assert not list(tmp_path.glob("**/*.helper.pt"))
+    backend = OpenVINOBackend(net, folder, "fp32")
+    net.__dict__["_openvino"] = ((openvino_backend.weights_version(net), "fp32", ()), backend)
+    ref = golden("stereo_k12")
+    out = net.predict({"images": ref["images"][None]}, steps=12)
+    assert relative_error(out["depths"][0], ref["depth"]) <= 1e-4
+
+
+def test_the_helper_process_converts_the_depth_head_as_the_first_would(model, tmp_path):
+    """The depth head converted in a helper process computes what the folder the model runs on computes."""
+    import numpy as np
+    import openvino as ov
+
+    from dvlt.model import openvino_helper
+
+    helper = openvino_helper.start_helper(model, "depth", tmp_path)
+    assert openvino_helper.finish_helper(helper, "depth", tmp_path)
+    assert not list(tmp_path.glob("*.helper.pt"))
+    core = ov.Core()
+    theirs = core.compile_model(core.read_model(tmp_path / "depth.xml"), "CPU")
+    ours = core.compile_model(core.read_model(converted_folder(model) / "depth.xml"), "CPU")
+    rng = np.random.default_rng(0)
+    special = rng.standard_normal((1, model.config.special_tokens, 768), dtype=np.float32)
+    patches = rng.standard_normal((1, 3, 4, 768), dtype=np.float32)
+    uv = [g.numpy() for g in model.depth_decoder.uv_grids(42, 56, torch.zeros(1))]
+    inputs = [special, patches, *uv]
+    expected, got = ours.infer_new_request(inputs)[0], theirs.infer_new_request(inputs)[0]
+    assert expected.shape == (1, 2, 42, 56)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

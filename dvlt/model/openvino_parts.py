@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .compiled import MAX_VIEWS, export_loop_step
 from .layers import RopeTable, rope_positions, rope_table
 from .network import DVLT
+from .openvino_backend import PARTS
 
 MAX_GRID = 128  # patches per side: 1792 px
 
@@ -118,33 +119,33 @@ class DepthPart(nn.Module):
         return self.depth_decoder.upsample(feat, list(uv_grids))
 
 
-def export_parts(net: DVLT) -> dict[str, torch.export.ExportedProgram]:
-    """torch.export of the four parts of a float32 `net` (DVLT.cpu_backend never offers another), with dynamic
-    views, tokens and grid; the loop step is `export_loop_step`'s, the one the GPU's AOT compilation uses."""
+def export_parts(net: DVLT, parts: tuple[str, ...] = PARTS) -> dict[str, torch.export.ExportedProgram]:
+    """torch.export of `parts` of a float32 `net` (DVLT.cpu_backend never offers another), with dynamic views,
+    tokens and grid; the loop step is `export_loop_step`'s, the one the GPU's AOT compilation uses."""
     cfg, grid = net.config, (4, 5)
     views_dim = torch.export.Dim("views", min=1, max=MAX_VIEWS)
     grid_h, grid_w = torch.export.Dim("grid_h", min=2, max=MAX_GRID), torch.export.Dim("grid_w", min=2, max=MAX_GRID)
     patch = cfg.patch_size
-    images = torch.rand(2, 3, grid[0] * patch, grid[1] * patch)
-    patch_pos = torch.zeros(1, *grid, cfg.embed_dim)
     special, patches = torch.zeros(2, cfg.special_tokens, cfg.embed_dim), torch.zeros(2, *grid, cfg.embed_dim)
-    uv_grids = net.depth_decoder.uv_grids(grid[0] * patch, grid[1] * patch, patches)
-    uv_dims = [{1: grid_h * (1 << stage), 2: grid_w * (1 << stage)} for stage in range(len(uv_grids) - 1)]
-    uv_dims.append({1: grid_h * patch, 2: grid_w * patch})
+    token_dims = ({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w})
+
+    def encoder() -> torch.export.ExportedProgram:
+        images, patch_pos = torch.rand(2, 3, grid[0] * patch, grid[1] * patch), torch.zeros(1, *grid, cfg.embed_dim)
+        dims = ({0: views_dim, 2: grid_h * patch, 3: grid_w * patch}, {1: grid_h, 2: grid_w})
+        return torch.export.export(EncoderPart(net), (images, patch_pos), dynamic_shapes=dims)
+
+    def depth() -> torch.export.ExportedProgram:
+        uv_grids = net.depth_decoder.uv_grids(grid[0] * patch, grid[1] * patch, patches)
+        uv_dims = [{1: grid_h * (1 << stage), 2: grid_w * (1 << stage)} for stage in range(len(uv_grids) - 1)]
+        uv_dims.append({1: grid_h * patch, 2: grid_w * patch})
+        inputs = (special, patches, tuple(uv_grids))
+        return torch.export.export(DepthPart(net), inputs, dynamic_shapes=(*token_dims, tuple(uv_dims)))
+
+    exporters = {
+        "encoder": encoder,
+        "loop": lambda: export_loop_step(net),
+        "rays": lambda: torch.export.export(RaysPart(net), (special, patches), dynamic_shapes=token_dims),
+        "depth": depth,
+    }
     with torch.no_grad():
-        return {
-            "encoder": torch.export.export(
-                EncoderPart(net),
-                (images, patch_pos),
-                dynamic_shapes=({0: views_dim, 2: grid_h * patch, 3: grid_w * patch}, {1: grid_h, 2: grid_w}),
-            ),
-            "loop": export_loop_step(net),
-            "rays": torch.export.export(
-                RaysPart(net), (special, patches), dynamic_shapes=({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w})
-            ),
-            "depth": torch.export.export(
-                DepthPart(net),
-                (special, patches, tuple(uv_grids)),
-                dynamic_shapes=({0: views_dim}, {0: views_dim, 1: grid_h, 2: grid_w}, tuple(uv_dims)),
-            ),
-        }
+        return {part: exporters[part]() for part in parts}
