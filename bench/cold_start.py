@@ -23,9 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, synthetic_state_dict
+from common import ROOT, synthetic_checkpoint
 from markers import replace_marked
-from safetensors.torch import save_file
 
 from dvlt.cpu import cpu_description
 
@@ -105,9 +104,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dvlt-cold-start-"))
-    checkpoint = work / "checkpoint"
-    checkpoint.mkdir()
-    save_file(synthetic_state_dict(), str(checkpoint / "model.safetensors"))
+    checkpoint = synthetic_checkpoint()
     rows: dict[str, list[tuple[float, float]]] = {"fresh (converts)": [], "restart (compiles)": []}
     for index in range(args.rounds):
         cache = work / f"cache-{index}"

@@ -22,16 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BOX = ROOT / "examples" / "box.mp4"
 
 
-def synthetic_checkpoint(folder: Path) -> Path:
-    """The test suite's deterministic synthetic weights, written as model.safetensors."""
-    sys.path.insert(0, str(ROOT / "tests" / "golden"))
-    from safetensors.torch import save_file
-    from synthetic_weights import synthetic_state_dict
-
-    save_file(synthetic_state_dict(), str(folder / "model.safetensors"))
-    return folder
-
-
 def run_measured(arguments: list[str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in GiB, stderr) of one CLI process, reaped here so its rusage is its own."""
     start = time.perf_counter()
@@ -60,7 +50,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        checkpoint = args.checkpoint or str(synthetic_checkpoint(scratch))
+        if args.checkpoint:
+            checkpoint = args.checkpoint
+        else:
+            from common import synthetic_checkpoint  # imports torch: only when the synthetic weights are needed
+
+            checkpoint = str(synthetic_checkpoint())
         common = ["reconstruct", str(args.clip), "--checkpoint", checkpoint, "--img-size", str(args.img_size)]
         common += ["--steps", str(args.steps), "--precision", args.precision, "--device", "cpu", "--quiet"]
         common += ["--formats", "npz"]

@@ -89,10 +89,8 @@ def weights_version(model: DVLT) -> tuple:
 
 def converted_folder(model: DVLT, root: Path | None = None) -> Path:
     """The folder holding the three parts as OpenVINO IR for `model`'s weights, converting them if missing."""
-    import openvino as ov
-
     from .openvino_helper import HELPER_PARTS, finish_helper, start_helper, stop_helper
-    from .openvino_parts import export_parts
+    from .openvino_parts import write_parts
 
     root = Path(root or cache_root() / "openvino")
     folder = root / f"{openvino_version()}-f{PARTS_FORMAT}-{weights_digest(model)}"
@@ -101,18 +99,10 @@ def converted_folder(model: DVLT, root: Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=root))
     helpers = {part: start_helper(model, part, partial) for part in HELPER_PARTS}  # converted beside the others
-
-    def convert(parts: tuple[str, ...]) -> None:
-        # traced as plain float32 autograd-free graphs, whatever mode the caller is in
-        with torch.inference_mode(False), torch.no_grad(), torch.autocast("cpu", enabled=False):
-            with warnings.catch_warnings():  # torch.export's own deprecation notices, not the user's concern
-                warnings.simplefilter("ignore", FutureWarning)
-                for part, exported in export_parts(model, parts).items():
-                    ov.save_model(ov.convert_model(exported), partial / f"{part}.xml", compress_to_fp16=False)
-
     try:
-        convert(tuple(part for part in PARTS if part not in helpers))
-        convert(tuple(part for part, helper in helpers.items() if not finish_helper(helper, part, partial)))
+        write_parts(model, tuple(part for part in PARTS if part not in helpers), partial)
+        failed = tuple(part for part, helper in helpers.items() if not finish_helper(helper, part, partial))
+        write_parts(model, failed, partial)  # what a helper could not do
         (partial / SHARED_FILE).write_text(json.dumps(shared_constants(model, partial)))
         partial.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder left by an older interrupted run

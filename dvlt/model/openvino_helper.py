@@ -5,7 +5,7 @@ torch), so a fresh start overlaps the slowest part (the depth head, 11 of 38 s o
 in a helper process. The helper gets the model's config and the weights that part reads, exports and converts
 it, and writes `<part>.xml`; on any failure the caller converts the part itself.
 
-    python -m dvlt.model.openvino_helper INPUT.pt OUTPUT.xml
+    python -m dvlt.model.openvino_helper JOB.pt FOLDER
 """
 
 from __future__ import annotations
@@ -40,23 +40,22 @@ def start_helper(model: DVLT, part: str, folder: Path) -> subprocess.Popen | Non
         torch.save(spec, job)
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
-        command = [sys.executable, "-m", "dvlt.model.openvino_helper", str(job), str(folder / f"{part}.xml")]
+        command = [sys.executable, "-m", "dvlt.model.openvino_helper", str(job), str(folder)]
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:
+        job.unlink(missing_ok=True)
         return None
 
 
 def finish_helper(helper: subprocess.Popen | None, part: str, folder: Path) -> bool:
     """Wait for a helper; True when it wrote its part. A failed or hung helper is stopped, warned of, and False."""
-    errors = b""
+    if helper is None:
+        return False
     try:
-        if helper is None:
-            return False
-        try:
-            _, errors = helper.communicate(timeout=HELPER_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            stop_helper(helper)
-            errors = b"timed out"
+        _, errors = helper.communicate(timeout=HELPER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        stop_helper(helper)
+        errors = b"timed out"
     finally:
         (folder / f"{part}.helper.pt").unlink(missing_ok=True)
     if helper.returncode == 0 and (folder / f"{part}.xml").is_file():
@@ -74,21 +73,16 @@ def stop_helper(helper: subprocess.Popen | None) -> None:
         helper.communicate()
 
 
-def main(job: str, output: str) -> None:
-    """Export and convert the part described by `job` (written by `start_helper`) to `output`."""
-    import openvino as ov
-
-    from .openvino_parts import export_parts
+def main(job: str, folder: str) -> None:
+    """Export and convert the part described by `job` (written by `start_helper`) into `folder/<part>.xml`."""
+    from .openvino_parts import write_parts
 
     torch.set_num_threads(1)  # the first process converts beside this one
     spec = torch.load(job, weights_only=True)
     with torch.device("meta"):
         model = DVLT(config=DVLTConfig(**spec["config"]), backend="torch")
     model.load_state_dict(spec["weights"], strict=False, assign=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        exported = export_parts(model, (spec["part"],))[spec["part"]]
-        ov.save_model(ov.convert_model(exported), output, compress_to_fp16=False)
+    write_parts(model, (spec["part"],), Path(folder))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ ratio) is computed by the caller and passed in; everything else is the network's
 from __future__ import annotations
 
 import copy
+import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -149,3 +151,15 @@ def export_parts(net: DVLT, parts: tuple[str, ...] = PARTS) -> dict[str, torch.e
     }
     with torch.no_grad():
         return {part: exporters[part]() for part in parts}
+
+
+def write_parts(net: DVLT, parts: tuple[str, ...], folder: Path) -> None:
+    """Export `parts` of `net` and save each as OpenVINO IR, `folder/<part>.xml`, float32 weights as they are."""
+    import openvino as ov
+
+    # traced as plain float32 autograd-free graphs, whatever mode the caller is in
+    with torch.inference_mode(False), torch.no_grad(), torch.autocast("cpu", enabled=False):
+        with warnings.catch_warnings():  # torch.export's own deprecation notices, not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            for part, exported in export_parts(net, parts).items():
+                ov.save_model(ov.convert_model(exported), folder / f"{part}.xml", compress_to_fp16=False)
